@@ -1,0 +1,1 @@
+"""Models: plain ``torch.nn.Module`` code. Imports torch only (no Lightning, YAML, plotting)."""

@@ -1,0 +1,69 @@
+"""Batching: every pair exactly once per epoch, padding and masks right, token budget respected."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from attnlab.data.batching import batch_cost, collate, make_batches, padding_share
+from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    """Random pairs whose target length follows the source length, as in real parallel text."""
+    rng = random.Random(0)
+    lengths = [rng.randint(1, 30) for _ in range(2000)]
+    return [([rng.randrange(4, 50) for _ in range(n)],
+             [rng.randrange(4, 50) for _ in range(max(1, n + rng.randint(-3, 3)))]) for n in lengths]
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_tokens": 500}, {"batch_tokens": 31}, {"batch_size": 64}])
+def test_every_pair_exactly_once_per_epoch(pairs, kwargs) -> None:
+    for epoch in range(3):
+        batches = make_batches(pairs, seed=1, epoch=epoch, **kwargs)
+        seen = sorted(i for b in batches for i in b)
+        assert seen == list(range(len(pairs)))
+
+
+def test_token_budget_respected(pairs) -> None:
+    batches = make_batches(pairs, batch_tokens=500, seed=1)
+    assert all(batch_cost(pairs, b) <= 500 for b in batches)
+    assert all(len(collate(pairs, b).tgt_in) * collate(pairs, b).tgt_in.size(1) <= 500 for b in batches[:20])
+
+
+def test_pair_longer_than_budget_gets_its_own_batch() -> None:
+    pairs = [([5] * 40, [6] * 40), ([5], [6]), ([5, 5], [6])]
+    batches = make_batches(pairs, batch_tokens=10, seed=0)
+    assert [0] in batches and sorted(i for b in batches for i in b) == [0, 1, 2]
+
+
+def test_deterministic_per_seed_and_epoch(pairs) -> None:
+    a = make_batches(pairs, batch_tokens=500, seed=3, epoch=1)
+    assert a == make_batches(pairs, batch_tokens=500, seed=3, epoch=1)
+    assert a != make_batches(pairs, batch_tokens=500, seed=3, epoch=2)
+
+
+def test_length_bucketing_keeps_padding_low(pairs) -> None:
+    bucketed = make_batches(pairs, batch_tokens=2000, seed=0)
+    rng = random.Random(0)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    size = len(pairs) // len(bucketed)
+    unsorted = [order[i : i + size] for i in range(0, len(order), size)]
+    assert padding_share(pairs, bucketed) < 0.25 < padding_share(pairs, unsorted)
+
+
+def test_collate_pads_and_shifts() -> None:
+    pairs = [([4, 5, 6], [7, 8]), ([9], [10, 11, 12])]
+    batch = collate(pairs, [0, 1])
+    assert batch.src.tolist() == [[4, 5, 6], [9, PAD_ID, PAD_ID]]
+    assert batch.src_lengths.tolist() == [3, 1]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 7, 8, PAD_ID], [BOS_ID, 10, 11, 12]]
+    assert batch.tgt_out.tolist() == [[7, 8, EOS_ID, PAD_ID], [10, 11, 12, EOS_ID]]
+    assert batch.tgt_lengths.tolist() == [3, 4]
+    assert batch.src_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert batch.tgt_mask.sum().item() == batch.num_tgt_tokens == 7
+    assert torch.equal(batch.indices, torch.tensor([0, 1]))
