@@ -1,0 +1,83 @@
+"""Training curves of several runs overlaid, one panel per metric.
+
+Input rows are as read from a Lightning ``CSVLogger`` ``metrics.csv``: one dict per logged row with
+columns ``epoch``, ``step`` and the metric names, blank where a metric was not logged on that row.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+__all__ = ["plot_curves", "read_metrics_csv", "metric_points"]
+
+
+def read_metrics_csv(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSVLogger ``metrics.csv`` (values as strings, blank where not logged)."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def metric_points(rows: Sequence[Mapping[str, Any]], metric: str, x: str = "epoch") -> tuple[list[float], list[float]]:
+    """``(xs, ys)`` of ``metric`` against column ``x``, skipping rows where either is blank.
+
+    With ``x="epoch"`` several values logged in one epoch (e.g. per step) are averaged, so each
+    epoch is one point.
+    """
+    pairs = [(_number(row.get(x)), _number(row.get(metric))) for row in rows]
+    kept = sorted((a, b) for a, b in pairs if a is not None and b is not None)
+    if x != "epoch":
+        return [a for a, _ in kept], [b for _, b in kept]
+    by_epoch: dict[float, list[float]] = {}
+    for epoch, value in kept:
+        by_epoch.setdefault(epoch, []).append(value)
+    return list(by_epoch), [sum(values) / len(values) for values in by_epoch.values()]
+
+
+def plot_curves(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    metrics: Sequence[str] = ("train/loss", "val/loss", "val/ppl", "val/bleu"),
+    x: str = "epoch",
+) -> Figure:
+    """One panel per metric, one line per run (``runs`` maps a run name to its metrics rows).
+
+    ``x`` is the column on the x axis: ``"epoch"``, ``"step"``, or ``"time"`` (a column of wall-clock
+    seconds, which must be in the rows). Metrics no run logged are left out.
+    """
+    if not any(_number(row.get(x)) is not None for rows in runs.values() for row in rows):
+        raise ValueError(f"no run has a column {x!r} to plot against; use x='epoch' or x='step'")
+    every_row = [row for rows in runs.values() for row in rows]
+    logged = [m for m in metrics if any(_number(row.get(m)) is not None for row in every_row)]
+    if not logged:
+        raise ValueError(f"none of the metrics {tuple(metrics)} was logged by any run")
+    columns = min(len(logged), 2)
+    n_rows = math.ceil(len(logged) / columns)
+    fig = Figure(figsize=(5.5 * columns, 3.6 * n_rows), layout="constrained")
+    axes = fig.subplots(n_rows, columns, squeeze=False).ravel()
+    for ax, metric in zip(axes, logged, strict=False):
+        for name, rows in runs.items():
+            xs, ys = metric_points(rows, metric, x)
+            if xs:
+                ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=name)
+        ax.set_title(metric)
+        ax.set_xlabel("time (s)" if x == "time" else x)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes[len(logged) :]:
+        ax.set_axis_off()
+    return fig
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
