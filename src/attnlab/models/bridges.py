@@ -1,0 +1,140 @@
+"""How the encoder's results reach the decoder: its initial state and the memory it attends to.
+
+Three jobs, applied in this order by :class:`Bridge`:
+
+1. **Directions** (``bridge``). A bidirectional encoder ends with two final states per layer:
+
+   ========= =================================================== =====================
+   bridge    decoder initial state (per layer)                   decoder hidden size
+   ========= =================================================== =====================
+   concat    [forward; backward]                                 2 * hid_dim
+   sum       forward + backward                                  hid_dim
+   average   (forward + backward) / 2                            hid_dim
+   linear    tanh(W [forward; backward] + b)                     hid_dim
+   none      zeros (the decoder learns from attention alone)     hid_dim
+   ========= =================================================== =====================
+
+   A unidirectional encoder has one state, passed unchanged by every bridge except ``none``
+   (still zeros). LSTMs bridge h and c alike (``linear`` has one projection for each).
+
+2. **Layers** (``layer_mismatch``), when the decoder has ``dec_layers`` and the encoder
+   ``enc_layers`` (identity for ``last``, ``first``, ``repeat`` and ``zeros`` when they are equal):
+
+   - ``last``: decoder layers get the top ``dec_layers`` encoder layers. If the decoder has more
+     layers than the encoder, it gets every encoder layer and its extra top layers repeat the
+     encoder's top layer (the best summary of the sentence).
+   - ``first``: the bottom ``dec_layers`` encoder layers; more decoder layers: as ``last``.
+   - ``repeat``: the encoder's layers tiled bottom to top, [e0, e1, e0, e1, ...], then cut to
+     ``dec_layers``; so "a decoder with twice the encoder's layers" is ``dec_layers = 2 * enc_layers``
+     with ``repeat``.
+   - ``zeros``: encoder layers bottom-up, missing decoder layers start from zeros; with fewer
+     decoder layers, as ``last``.
+   - ``average``: every decoder layer gets the mean over encoder layers (also when counts match).
+   - ``linear``: a learned (dec_layers, enc_layers) mixing matrix, initialised to the average
+     (also applied when counts match).
+
+3. **Memory**. Attention keys and values are the encoder outputs (B, S, dirs * hid_dim). When that
+   differs from the decoder's hidden size (bidirectional encoder without ``concat``), the outputs are
+   projected by a learned linear map here, ``Bridge.memory_proj``, so attention always sees keys of
+   the decoder's size and its parameters count on the encoder side.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["BRIDGES", "LAYER_MISMATCH", "Bridge", "decoder_hidden_size", "map_layers"]
+
+BRIDGES = ("concat", "sum", "average", "linear", "none")
+LAYER_MISMATCH = ("last", "first", "repeat", "zeros", "average", "linear")
+
+
+def decoder_hidden_size(hid_dim: int, bidirectional: bool, bridge: str) -> int:
+    """The decoder's hidden size: doubled only when two directions are concatenated."""
+    return 2 * hid_dim if bidirectional and bridge == "concat" else hid_dim
+
+
+def map_layers(
+    state: torch.Tensor, dec_layers: int, mode: str, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Encoder layers to decoder layers: (enc_layers, B, H) -> (dec_layers, B, H); see the module doc."""
+    enc_layers = state.size(0)
+    if mode == "average":
+        return state.mean(0, keepdim=True).expand(dec_layers, -1, -1).contiguous()
+    if mode == "linear":
+        return torch.einsum("dl,lbh->dbh", weight, state)  # (dec_layers, B, H)
+    if mode == "repeat":
+        tiles = -(-dec_layers // enc_layers)  # ceil
+        return state.repeat(tiles, 1, 1)[:dec_layers]  # [e0, e1, e0, e1, ...]
+    if dec_layers <= enc_layers:
+        return state[:dec_layers] if mode == "first" else state[enc_layers - dec_layers :]
+    missing = dec_layers - enc_layers
+    if mode == "zeros":
+        pad = state.new_zeros(missing, *state.shape[1:])
+    else:  # last, first: repeat the top layer
+        pad = state[-1:].expand(missing, -1, -1)
+    return torch.cat([state, pad], dim=0)  # (dec_layers, B, H)
+
+
+class Bridge(nn.Module):
+    """Encoder final states and outputs -> decoder initial state and attention memory."""
+
+    def __init__(
+        self,
+        kind: str = "concat",
+        hid_dim: int = 256,
+        bidirectional: bool = False,
+        num_states: int = 1,
+        enc_layers: int = 1,
+        dec_layers: int = 1,
+        layer_mismatch: str = "last",
+    ) -> None:
+        super().__init__()
+        if kind not in BRIDGES:
+            raise ValueError(f"bridge {kind!r} is unknown; expected one of {', '.join(BRIDGES)}")
+        if layer_mismatch not in LAYER_MISMATCH:
+            raise ValueError(
+                f"layer_mismatch {layer_mismatch!r} is unknown; expected one of {', '.join(LAYER_MISMATCH)}"
+            )
+        self.kind = kind
+        self.bidirectional = bidirectional
+        self.dec_layers = dec_layers
+        self.layer_mismatch = layer_mismatch
+        self.dec_hid = decoder_hidden_size(hid_dim, bidirectional, kind)
+        memory_dim = (2 if bidirectional else 1) * hid_dim
+        self.direction_proj = None
+        if kind == "linear" and bidirectional:  # one projection for h, one for c
+            self.direction_proj = nn.ModuleList(nn.Linear(2 * hid_dim, hid_dim) for _ in range(num_states))
+        self.layer_weight = None
+        if layer_mismatch == "linear":
+            self.layer_weight = nn.Parameter(torch.full((dec_layers, enc_layers), 1.0 / enc_layers))
+        self.memory_proj = nn.Linear(memory_dim, self.dec_hid) if memory_dim != self.dec_hid else None
+
+    def combine_directions(self, state: torch.Tensor, index: int) -> torch.Tensor:
+        """(layers, dirs, B, H) -> (layers, B, dec_hid); ``index`` picks h (0) or c (1)."""
+        if not self.bidirectional:
+            return state[:, 0]  # (layers, B, H)
+        forward, backward = state[:, 0], state[:, 1]  # (layers, B, H) each
+        if self.kind == "sum":
+            return forward + backward
+        if self.kind == "average":
+            return (forward + backward) / 2
+        both = torch.cat([forward, backward], dim=-1)  # (layers, B, 2H)
+        if self.kind == "linear":
+            return torch.tanh(self.direction_proj[index](both))  # (layers, B, H)
+        return both  # concat
+
+    def forward(self, states: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """Encoder final states ((enc_layers, dirs, B, H), ...) -> ((dec_layers, B, dec_hid), ...)."""
+        if self.kind == "none":
+            B = states[0].size(2)
+            return tuple(s.new_zeros(self.dec_layers, B, self.dec_hid) for s in states)
+        return tuple(
+            map_layers(self.combine_directions(s, i), self.dec_layers, self.layer_mismatch, self.layer_weight)
+            for i, s in enumerate(states)
+        )
+
+    def project_memory(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs (B, S, dirs * H) -> attention memory (B, S, dec_hid)."""
+        return outputs if self.memory_proj is None else self.memory_proj(outputs)
