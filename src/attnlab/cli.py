@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 from attnlab.config import ConfigError, load_config
 from attnlab.data.errors import DataError
+from attnlab.rundir import RunError
 
 __all__ = ["main", "build_parser"]
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, RunError, FileNotFoundError)
 
 
 def _data_overrides(args: argparse.Namespace) -> list[str]:
@@ -42,6 +43,63 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, _data_overrides(args))
     stats = corpus_stats(prepare_data(cfg.data), cfg.data.src_lang, cfg.data.tgt_lang)
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from attnlab.training.run import default_run_dir, resume, train
+
+    if args.resume:
+        if args.config or args.set or args.run_dir:
+            raise ConfigError("--resume continues a run with its own config; give no CONFIG, --set or --run-dir")
+        run, summary = resume(args.resume)
+    else:
+        if not args.config:
+            raise ConfigError("give a CONFIG file (e.g. configs/quickstart.yaml) or --resume RUN_DIR")
+        cfg = load_config(args.config, args.set)
+        run, summary = train(cfg, args.run_dir or default_run_dir(args.config))
+    print(_train_report(run.root, summary))
+    return 0
+
+
+def _train_report(run_dir, summary: dict) -> str:
+    """The end of a training run, as a person wants to read it."""
+    from attnlab.models.summary import format_summary
+
+    best = summary.get("best", {})
+    lines = [f"run directory: {run_dir}", f"parameters:    {format_summary(summary['parameters'])}"]
+    if best:
+        lines.append(f"best val:      loss {best.get('val/loss', float('nan')):.3f}  "
+                     f"ppl {best.get('val/ppl', float('nan')):.2f}  BLEU {best.get('val/bleu', float('nan')):.2f}  "
+                     f"chrF {best.get('val/chrf', float('nan')):.2f}  (epoch {best.get('epoch')})")
+    if summary.get("tokens_per_sec"):
+        lines.append(f"speed:         {summary['tokens_per_sec']:,.0f} target tokens/s, "
+                     f"train time {summary['train_time_s']:.0f} s, peak memory {summary['peak_memory_mb']:,.0f} MB")
+    samples = (run_dir / "samples.txt")
+    if samples.is_file():
+        last = samples.read_text(encoding="utf-8").strip().split("== ")[-1]
+        lines += ["", "validation samples (" + last.strip().split("\n", 1)[0] + "):",
+                  *("  " + line for line in last.strip().split("\n")[1:] if line)]
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from attnlab.evaluation.evaluate import evaluate_run
+
+    if (args.src is None) != (args.ref is None):
+        raise ConfigError("--src and --ref go together")
+    scores = evaluate_run(args.run_dir, split=args.split, src_file=args.src, ref_file=args.ref, beam=args.beam,
+                          checkpoint=args.checkpoint, batch_size=args.batch_size, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(scores, indent=2))
+        return 0
+    print(f"{scores['split']}: {scores['sentences']:,} sentences, beam {scores['beam']}, {scores['checkpoint']} "
+          f"checkpoint")
+    print(f"BLEU  {scores['bleu']:6.2f}   {scores['bleu_signature']}")
+    print(f"chrF  {scores['chrf']:6.2f}   {scores['chrf_signature']}")
+    print(f"BLEU  {scores['bleu_lc_tok']:6.2f}   lower-cased, tokenised (Multi30k literature convention)  "
+          f"{scores['bleu_lc_tok_signature']}")
+    print(f"wrote {scores['output_dir']}/hyps.txt and scores.json")
     return 0
 
 
@@ -74,6 +132,161 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     stats.set_defaults(func=cmd_data_stats)
 
 
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a model from a config; writes a complete run directory")
+    train.add_argument("config", nargs="?", help="YAML config file, e.g. configs/quickstart.yaml")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+    train.add_argument("--run-dir", help="where to write the run (default runs/<config>-<time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    train.set_defaults(func=cmd_train)
+
+
+def _read_chunks(stream, name: str, size: int):
+    """Yield lists of at most ``size`` lines from a binary stream, each decoded as UTF-8 on its own.
+
+    Decoding per line lets an invalid byte be reported with its line number; reading in chunks keeps
+    memory bounded however long the input is.
+    """
+    chunk: list[str] = []
+    for number, raw in enumerate(stream, start=1):
+        try:
+            chunk.append(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as err:
+            raise DataError(f"{name}, line {number}: not valid UTF-8 (byte {raw[err.start]:#04x} at column "
+                            f"{err.start + 1}); convert the file to UTF-8 first") from None
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _translation_lines(result, n_best: int) -> list[str]:
+    """One line (the best text), or ``n_best`` lines ``TEXT<TAB>LOG-PROB<TAB>NORMALISED-SCORE``."""
+    if n_best == 1:
+        return [result.text]
+    lines = []
+    for rank in range(n_best):
+        if rank < len(result.n_best):
+            c = result.n_best[rank]
+            normalized = c.score if c.normalized_score is None else c.normalized_score
+            lines.append(f"{c.text}\t{c.score:.4f}\t{normalized:.4f}")
+        else:  # the search found fewer hypotheses (an empty input has one): keep K lines per input
+            lines.append("\t-inf\t-inf")
+    return lines
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    import contextlib
+    import warnings
+
+    from attnlab.decoding.translator import Translator
+
+    for flag, value in (("--beam", args.beam), ("--n-best", args.n_best), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{flag} is {value}; it must be >= 1")
+    if args.n_best > args.beam:
+        raise ConfigError(f"--n-best {args.n_best} is larger than --beam {args.beam}; raise --beam")
+    translator = Translator.from_run(args.run_dir, checkpoint=args.checkpoint)
+    with contextlib.ExitStack() as files:
+        source = files.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
+        target = files.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
+        first_line = 1
+        for chunk in _read_chunks(source, args.input or "<stdin>", args.batch_size * 8):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                results = translator.translate(chunk, beam=args.beam, n_best=args.n_best,
+                                               batch_size=args.batch_size, first_line=first_line)
+            for warning in caught:
+                print(f"attnlab: warning: {warning.message}", file=sys.stderr)
+            target.write("".join(line + "\n" for r in results for line in _translation_lines(r, args.n_best)))
+            target.flush()
+            first_line += len(chunk)
+    return 0
+
+
+def _add_translate_command(sub: argparse._SubParsersAction) -> None:
+    translate = sub.add_parser(
+        "translate", help="translate raw sentences (one per line) with a trained run",
+        description="Read raw sentences, one per line, and write one translation per line in the same order "
+                    "(an empty line gives an empty line). With --n-best K > 1, each input gives exactly K lines "
+                    "'TEXT<TAB>LOG-PROB<TAB>NORMALISED-SCORE', best first; missing hypotheses are written as "
+                    "'<TAB>-inf<TAB>-inf'. Input is read and translated in chunks, so any length fits in memory.",
+    )  # fmt: skip
+    translate.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by 'attnlab train'")
+    translate.add_argument("--beam", type=int, default=5, help="beam size; 1 is greedy search (default 5)")
+    translate.add_argument("--n-best", type=int, default=1, help="translations per input, <= --beam (default 1)")
+    translate.add_argument("--input", help="UTF-8 text file, one sentence per line (default stdin)")
+    translate.add_argument("--output", help="file to write (default stdout)")
+    translate.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
+    translate.add_argument("--checkpoint", default="best", help="best, last, init or a checkpoint path (default best)")
+    translate.set_defaults(func=cmd_translate)
+
+
+def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
+    evaluate = sub.add_parser("evaluate", help="translate a split or a file with a trained run and score it")
+    evaluate.add_argument("run_dir", help="a run directory (or one of its checkpoints)")
+    evaluate.add_argument("--split", default="test",
+                          help="train, val, test, or a Multi30k split name such as test_2017_flickr")
+    evaluate.add_argument("--src", help="raw source file to translate instead of a split")
+    evaluate.add_argument("--ref", help="reference translations of --src, one per line")
+    evaluate.add_argument("--beam", type=int, help="beam size (default: the run's decode.beam)")
+    evaluate.add_argument("--checkpoint", default="best", help="best, last, init, or a checkpoint path")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--data-dir", help="local copy of the corpus, if it moved since training")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    from attnlab.evaluation.attention import FORMATS, attention_report
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"--format {args.format!r} is not a comma-separated list of {', '.join(FORMATS)}")
+    for flag, value in (("--beam", args.beam), ("--dpi", args.dpi)):
+        if value < 1:
+            raise ConfigError(f"{flag} is {value}; it must be >= 1")
+    report = attention_report(args.run_dir, args.text, reference=args.reference, kind=args.kind,
+                              compare_init=args.compare_init, beam=args.beam, formats=formats, out_dir=args.out,
+                              checkpoint=args.checkpoint, name=args.name, dpi=args.dpi)
+    print(f"source: {' '.join(report.record.src_tokens)}")
+    print(f"{'reference (forced)' if report.forced else 'translation'}: {report.target}")
+    print("wrote:")
+    print("".join(f"  {path}\n" for path in report.files))
+    print(report.markdown, end="")
+    return 0
+
+
+def _add_attention_command(sub: argparse._SubParsersAction) -> None:
+    attention = sub.add_parser(
+        "attention", help="draw every attention map of one sentence, with per-head statistics",
+        description="Run one sentence through a trained run and write its attention: the cross map, a layers x heads "
+                    "grid per kind, an interactive HTML page and a statistics table (CSV and Markdown, also "
+                    "printed). Without --reference the run translates the sentence (greedy, or --beam N); with "
+                    "--reference that translation is forced through the decoder instead. Target rows are "
+                    "labelled by the token they predict (y1 .. yn, <eos>). --compare-init runs the same tokens "
+                    "through the weights at initialisation and adds before/after figures and init_* columns.",
+    )  # fmt: skip
+    attention.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by 'attnlab train'")
+    attention.add_argument("--text", required=True, help="the source sentence (raw; normalised the run's way)")
+    attention.add_argument("--reference", help="a translation to force instead of decoding one")
+    attention.add_argument("--kind", default="all", choices=("all", "encoder", "decoder", "cross"),
+                           help="which attention to draw (default all that the model has)")
+    attention.add_argument("--compare-init", action="store_true",
+                           help="also run the weights at initialisation (checkpoints/init.pt) on the same tokens")
+    attention.add_argument("--beam", type=int, default=1, help="beam size when decoding; 1 is greedy (default 1)")
+    attention.add_argument("--format", default="png,svg,html",
+                           help="comma-separated: png, svg, pdf, html (default png,svg,html)")
+    attention.add_argument("--checkpoint", default="best", help="best, last, init or a checkpoint path (default best)")
+    attention.add_argument("--out", required=True, help="folder for the files (created if missing)")
+    attention.add_argument("--name", help="file name stem (default: a slug of --text)")
+    attention.add_argument("--dpi", type=int, default=150, help="resolution of png figures (default 150)")
+    attention.set_defaults(func=cmd_attention)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attnlab",
@@ -81,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(sub)
+    _add_train_command(sub)
+    _add_evaluate_command(sub)
+    _add_translate_command(sub)
+    _add_attention_command(sub)
     return parser
 
 

@@ -102,6 +102,7 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 10
     max_steps: int = -1  # -1: limited by epochs only
+    max_minutes: float | None = None  # wall-clock budget for training (Lightning's max_time)
     batch_tokens: int | None = 4096  # token budget per batch (padded positions, larger side)
     batch_size: int | None = None  # or a sentence count per batch (then batch_tokens must be null)
     lr: float = 1e-3
@@ -126,6 +127,7 @@ class TrainConfig:
     val_check_interval: float = 1.0
     log_every: int = 50
     num_samples: int = 5  # validation translations written to samples.txt
+    attention_snapshots: int = 2  # validation sentences drawn to attention/ after each validation; 0: none
     num_threads: int | None = None  # torch CPU threads; None leaves torch's default
 
 

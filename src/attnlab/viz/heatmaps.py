@@ -88,6 +88,7 @@ def plot_attention_grid(
     title: str | None = None,
     vmax: float | None = None,
     cmap: str = "viridis",
+    first_layer: int = 0,
 ) -> Figure:
     """All heads of all layers of one attention kind for one sentence: a layers x heads grid.
 
@@ -95,6 +96,8 @@ def plot_attention_grid(
     ``index`` choosing the sentence. ``kind`` ("encoder", "decoder", "cross") decides which tokens
     label the axes. All panels share one colour scale (0 to ``vmax``, by default the largest weight
     shown) and one colour bar. The RNN family's single map comes out as a single panel.
+    ``first_layer`` is the number of the first layer given, for the panel titles: to draw only the
+    last of ``n`` layers pass ``layers[-1:]`` with ``first_layer=n - 1``.
     """
     per_layer = _checked_layers(layers, index, kind, src_tokens, tgt_tokens)
     query_tokens, key_tokens = query_key_tokens(kind, src_tokens, tgt_tokens)
@@ -103,7 +106,7 @@ def plot_attention_grid(
     titles: list[list[str]] = []
     for layer_index, layer in enumerate(per_layer):
         panels.append([layer[h] if h < layer.shape[0] else None for h in range(n_heads)])
-        titles.append([f"layer {layer_index} · head {h}" for h in range(n_heads)])
+        titles.append([f"layer {first_layer + layer_index} · head {h}" for h in range(n_heads)])
     return _panel_figure(
         panels, titles, query_tokens, key_tokens, kind, show_special, title, vmax, cmap, label_every_row=False
     )

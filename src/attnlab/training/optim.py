@@ -1,0 +1,38 @@
+"""Optimisers and learning-rate schedules named by ``train.optimizer`` and ``train.schedule``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from attnlab.config import TrainConfig
+
+__all__ = ["build_optimizer", "lr_factor"]
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(schedule: str, step: int, warmup: int, model_size: int) -> float:
+    """Multiplier of ``train.lr`` at optimiser step ``step`` (0-based).
+
+    ``constant``: 1 after a linear warm-up. ``inverse_sqrt``: linear warm-up to ``lr`` at ``warmup``,
+    then ``lr * sqrt(warmup / step)``. ``noam`` (Vaswani et al. 2017): ``lr`` is the paper's factor,
+    ``d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)``.
+    """
+    step = step + 1
+    warm = max(warmup, 1)
+    if schedule == "noam":
+        return model_size**-0.5 * min(step**-0.5, step * warm**-1.5)
+    ramp = min(1.0, step / warm) if warmup > 0 else 1.0
+    if schedule == "inverse_sqrt":
+        return ramp if step <= warm else (warm / step) ** 0.5
+    return ramp

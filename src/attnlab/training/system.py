@@ -1,0 +1,120 @@
+"""The LightningModule: wraps a seq2seq ``nn.Module`` with loss, optimiser, schedule and validation.
+
+Every validation logs ``val/loss`` (per target token), ``val/ppl`` and sacreBLEU ``val/bleu`` and
+``val/chrf`` of greedy translations of a fixed validation subset (the first
+``train.val_bleu_sentences`` pairs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import lightning as L
+import torch
+from torch import nn
+
+from attnlab.data.batching import Batch
+from attnlab.decoding.greedy import greedy_decode
+from attnlab.evaluation.scores import score_corpus
+from attnlab.training.losses import sequence_loss
+from attnlab.training.optim import build_optimizer, lr_factor
+
+if TYPE_CHECKING:
+    from attnlab.config import DecodeConfig, TrainConfig
+
+__all__ = ["TranslationSystem", "monitor_mode"]
+
+
+def monitor_mode(metric: str) -> str:
+    """'max' for scores that grow (BLEU, chrF), 'min' for losses and perplexity."""
+    return "max" if metric.endswith(("bleu", "chrf")) else "min"
+
+
+class TranslationSystem(L.LightningModule):
+    """``model`` follows the protocol in ``attnlab.models.outputs``.
+
+    ``detokenize`` turns target ids into text; ``val_references`` are the validation targets as text,
+    in split order, against which greedy translations are scored.
+    """
+
+    def __init__(self, model: nn.Module, train_cfg: TrainConfig, decode_cfg: DecodeConfig, model_size: int,
+                 detokenize: Callable[[list[int]], str], val_references: Sequence[str]):
+        super().__init__()
+        self.model = model
+        self.train_cfg, self.decode_cfg = train_cfg, decode_cfg
+        self.model_size = model_size
+        self.detokenize = detokenize
+        self.val_references = list(val_references)
+        limit = train_cfg.val_bleu_sentences
+        self.bleu_rows = len(self.val_references) if limit is None else min(limit, len(self.val_references))
+        self.val_translations: dict[int, str] = {}
+        self.last_scores: dict = {}
+        self._sums = {"val_loss": 0.0, "val_tokens": 0, "train_loss": 0.0, "train_tokens": 0}
+
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
+        return batch.to(device)
+
+    def _step(self, batch: Batch, teacher_forcing: float) -> tuple[torch.Tensor, int]:
+        """Summed loss over the batch's real target tokens, and their count."""
+        out = self.model(batch, teacher_forcing=teacher_forcing,
+                         teacher_forcing_mode=self.train_cfg.teacher_forcing_mode)
+        smoothing = self.train_cfg.label_smoothing if self.training else 0.0
+        return sequence_loss(out.logits, batch.tgt_out, smoothing), batch.num_tgt_tokens
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        # Re-seed from (seed, step): dropout and teacher-forcing coins of a step do not depend on what
+        # ran before, so a resumed run matches an uninterrupted one. (Lightning skips
+        # on_train_epoch_start for the first epoch after an end-of-epoch restore, so not there.)
+        torch.manual_seed(self.train_cfg.seed * 1_000_003 + self.global_step)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss_sum, tokens = self._step(batch, self.train_cfg.teacher_forcing)
+        loss = loss_sum / tokens
+        self._sums["train_loss"] += float(loss_sum.detach())
+        self._sums["train_tokens"] += tokens
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False,
+                 batch_size=len(batch))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        tokens = max(self._sums["train_tokens"], 1)
+        self.log("train/epoch_loss", self._sums["train_loss"] / tokens, sync_dist=True)
+        self._sums["train_loss"], self._sums["train_tokens"] = 0.0, 0
+
+    def on_validation_epoch_start(self) -> None:
+        self._sums["val_loss"], self._sums["val_tokens"] = 0.0, 0
+        self.val_translations = {}
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        loss_sum, tokens = self._step(batch, teacher_forcing=1.0)
+        self._sums["val_loss"] += float(loss_sum)
+        self._sums["val_tokens"] += tokens
+        rows = batch.indices < self.bleu_rows
+        if bool(rows.any()):
+            hypotheses = greedy_decode(self.model, batch.src[rows], batch.src_lengths[rows],
+                                       self.decode_cfg.max_len_ratio, self.decode_cfg.max_len)
+            for index, hypothesis in zip(batch.indices[rows].tolist(), hypotheses, strict=True):
+                self.val_translations[index] = self.detokenize(hypothesis.tokens)
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self._sums["val_loss"] / max(self._sums["val_tokens"], 1)
+        order = sorted(self.val_translations)
+        scores = score_corpus([self.val_translations[i] for i in order], [self.val_references[i] for i in order])
+        self.last_scores = {"loss": loss, "ppl": math.exp(min(loss, 50.0)), **scores}
+        for key in ("loss", "ppl", "bleu", "chrf"):
+            self.log(f"val/{key}", float(self.last_scores[key]), sync_dist=True, prog_bar=key in ("loss", "bleu"))
+
+    def configure_optimizers(self) -> dict:
+        cfg = self.train_cfg
+        optimizer = build_optimizer(list(self.model.parameters()), cfg)
+        if cfg.schedule == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode=monitor_mode(cfg.monitor), factor=0.5, patience=1)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "monitor": cfg.monitor, "interval": "epoch"}}
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(cfg.schedule, step, cfg.warmup, self.model_size))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,47 @@
+"""``evaluate`` reproduces what training logged, and reports both BLEU conventions with signatures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from attnlab.config import load_config
+from attnlab.data.corpora import read_tatoeba
+from attnlab.data.normalize import has_english_prefix
+from attnlab.evaluation.evaluate import evaluate_run
+from attnlab.evaluation.scores import score_corpus
+from attnlab.training.run import train
+
+
+def test_scores_carry_signatures_and_both_conventions() -> None:
+    scores = score_corpus(["The cat sat on the mat ."], ["the cat sat on the mat ."])
+    assert scores["bleu"] < 100 and abs(scores["bleu_lc_tok"] - 100) < 1e-9
+    assert "case:mixed" in scores["bleu_signature"] and "case:lc" in scores["bleu_lc_tok_signature"]
+    assert "nc:6" in scores["chrf_signature"]
+
+
+def test_evaluate_reproduces_validation_bleu(tmp_path: Path) -> None:
+    pairs = [p for p in read_tatoeba().pairs if has_english_prefix(p[0]) and len(p[0].split()) <= 6][:500]
+    tsv = tmp_path / "tiny.tsv"
+    tsv.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    cfg = load_config(None, ["data.corpus=files", f"data.src_file={tsv}", "data.val_ratio=0.15",
+                             "model.emb_dim=48", "model.hid_dim=48", "train.epochs=4", "train.batch_tokens=300",
+                             "train.lr=0.005", "train.logger=csv", "train.val_bleu_sentences=null",
+                             "train.monitor=val/bleu"])
+    run, summary = train(cfg, tmp_path / "run")
+    scores = evaluate_run(run.root, split="val", beam=1)
+    assert abs(scores["bleu"] - summary["best"]["val/bleu"]) < 1e-4
+    assert abs(scores["chrf"] - summary["best"]["val/chrf"]) < 1e-4
+    out = Path(scores["output_dir"])
+    assert len((out / "hyps.txt").read_text().splitlines()) == scores["sentences"]
+    assert json.loads((out / "scores.json").read_text())["bleu_signature"].startswith("nrefs:1")
+    with open(run / "metrics.csv", newline="") as handle:
+        logged = [float(r["val/bleu"]) for r in csv.DictReader(handle) if r["val/bleu"]]
+    assert max(logged) == summary["best"]["val/bleu"]
+    result = subprocess.run([sys.executable, "-m", "attnlab", "evaluate", str(run.root), "--split", "test",
+                             "--beam", "3"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "lower-cased, tokenised" in result.stdout and (run.root / "eval" / "test-beam3" / "hyps.txt").is_file()

@@ -1,0 +1,157 @@
+"""Training end to end on a tiny real corpus: run directory, determinism, resume, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from attnlab.config import ConfigError, load_config
+from attnlab.data.corpora import read_tatoeba
+from attnlab.data.normalize import has_english_prefix
+from attnlab.rundir import RunError
+from attnlab.training.run import resume, train
+
+RUN_FILES = ["config.yaml", "data.json", "src_vocab.json", "tgt_vocab.json", "metrics.csv", "perf.csv",
+             "summary.json", "samples.txt", "checkpoints/init.pt", "checkpoints/best.ckpt", "checkpoints/last.ckpt"]
+
+
+@pytest.fixture(scope="module")
+def tiny_tsv(tmp_path_factory) -> Path:
+    """600 short Tatoeba pairs in the tutorial's setting, as a TSV."""
+    pairs = [p for p in read_tatoeba().pairs if has_english_prefix(p[0]) and len(p[0].split()) <= 6][:600]
+    path = tmp_path_factory.mktemp("corpus") / "tiny.tsv"
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    return path
+
+
+def tiny_overrides(tsv: Path, epochs: int = 2) -> list[str]:
+    return ["data.corpus=files", f"data.src_file={tsv}", "data.val_ratio=0.1", "data.test_ratio=0.1",
+            "model.emb_dim=32", "model.hid_dim=32", "model.dropout=0.1", f"train.epochs={epochs}",
+            "train.batch_tokens=300", "train.logger=csv", "train.val_bleu_sentences=null", "train.log_every=5"]
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "attnlab", *args], capture_output=True, text=True, timeout=600,
+                          **kwargs)
+
+
+def test_cli_training_writes_every_run_file(tiny_tsv: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    sets = [arg for o in tiny_overrides(tiny_tsv) for arg in ("--set", o)]
+    result = cli("train", *sets, "--run-dir", str(run_dir), "--set", "train.logger=tensorboard")
+    assert result.returncode == 2 and "give a CONFIG file" in result.stderr
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  logger: tensorboard\n", encoding="utf-8")
+    result = cli("train", str(config), *sets, "--set", "train.logger=tensorboard", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents*"))
+    assert "best val:" in result.stdout and "validation samples" in result.stdout
+    init = torch.load(run_dir / "checkpoints/init.pt")
+    best = torch.load(run_dir / "checkpoints/best.ckpt", weights_only=False)["state_dict"]
+    key = next(iter(init))
+    assert not torch.equal(init[key], best[f"model.{key}"])  # training moved the weights
+
+
+def test_two_seeded_runs_give_identical_metrics(tiny_tsv: Path, tmp_path: Path) -> None:
+    cfg = load_config(None, tiny_overrides(tiny_tsv))
+    a, summary = train(cfg, tmp_path / "a")
+    b, _ = train(cfg, tmp_path / "b")
+    metrics = (a / "metrics.csv").read_text()
+    assert metrics == (b / "metrics.csv").read_text()
+    assert "val/bleu" in metrics and "train/loss" in metrics and "val/ppl" in metrics
+    assert summary["parameters"]["total"] > 0 and summary["best"]["val/loss"] > 0
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import lightning as L
+from attnlab.config import load_config
+from attnlab.training import run
+
+class KillAt(L.Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == int(sys.argv[1]):
+            os.kill(os.getpid(), signal.SIGKILL)  # as hard as a power cut: no handler runs
+
+make_trainer = run._trainer
+def trainer_with_kill(*args):
+    trainer = make_trainer(*args)
+    trainer.callbacks.append(KillAt())
+    return trainer
+run._trainer = trainer_with_kill
+run.train(load_config(None, sys.argv[3:]), sys.argv[2])
+"""
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tiny_tsv: Path, tmp_path: Path) -> None:
+    overrides = tiny_overrides(tiny_tsv, epochs=4)
+    full, _ = train(load_config(None, overrides), tmp_path / "full")
+    steps_per_epoch = int(load_metrics_steps(full / "metrics.csv"))
+    kill_step = steps_per_epoch * 2 + steps_per_epoch // 2  # the middle of the third epoch
+    run_dir = tmp_path / "killed"
+    result = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(kill_step), str(run_dir), *overrides],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    assert not (run_dir / "summary.json").exists()
+    _, summary = resume(run_dir)
+    assert summary["epochs"] == 4 and not summary["interrupted"]
+    assert (run_dir / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
+    assert len((run_dir / "perf.csv").read_text().splitlines()) == 1 + 4  # header + one row per epoch
+
+
+def load_metrics_steps(path: Path) -> float:
+    """Optimiser steps in the first epoch, from its validation row."""
+    import csv
+
+    with open(path, newline="") as handle:
+        first_val = next(r for r in csv.DictReader(handle) if r["val/loss"])
+    return float(first_val["step"]) + 1
+
+
+def test_bad_input_is_refused_before_training(tiny_tsv: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="train.epocs.*did you mean 'train.epochs'"):
+        load_config(None, ["train.epocs=3"])
+    with pytest.raises(Exception, match="missing.tsv does not exist"):
+        train(load_config(None, ["data.corpus=files", f"data.src_file={tmp_path / 'missing.tsv'}"]), tmp_path / "x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores permissions: use a path under a file instead
+        locked = tiny_tsv / "run"
+    with pytest.raises(RunError, match="not writable"):
+        train(load_config(None, tiny_overrides(tiny_tsv)), locked / "run")
+    with pytest.raises(RunError, match="not an attnlab run directory"):
+        resume(tmp_path)
+    result = cli("train", "--resume", str(tmp_path))
+    assert result.returncode == 2 and "not an attnlab run directory" in result.stderr
+
+
+def test_checkpoint_from_another_model_is_refused(tiny_tsv: Path, tmp_path: Path) -> None:
+    run, _ = train(load_config(None, tiny_overrides(tiny_tsv, epochs=1)), tmp_path / "run")
+    other, _ = train(load_config(None, tiny_overrides(tiny_tsv, epochs=1) + ["model.hid_dim=48"]), tmp_path / "o")
+    (run / "checkpoints" / "last.ckpt").write_bytes((other / "checkpoints" / "last.ckpt").read_bytes())
+    with pytest.raises(RunError, match="does not fit this model"):
+        resume(run)
+
+
+def test_ddp_two_processes_on_cpu(tiny_tsv: Path, tmp_path: Path) -> None:
+    """A short 2-process DDP run (gloo on the CPU) finishes and writes one best and one last checkpoint."""
+    config = tmp_path / "ddp.yaml"
+    config.write_text("train:\n  accelerator: cpu\n  devices: 2\n  strategy: ddp\n", encoding="utf-8")
+    sets = [arg for o in tiny_overrides(tiny_tsv, epochs=1) for arg in ("--set", o)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("ATTNLAB_RUN_DIR", None)
+    result = cli("train", str(config), *sets, "--run-dir", str(tmp_path / "run"), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "gloo" in result.stderr or "distributed_backend=gloo" in result.stdout + result.stderr
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert checkpoints == ["best.ckpt", "init.pt", "last.ckpt"]
+    assert (tmp_path / "run" / "summary.json").is_file()
