@@ -78,7 +78,7 @@ class ModelConfig:
     cell: Literal["gru", "lstm", "rnn"] = "gru"
     hid_dim: int = 256
     bidirectional: bool = False
-    bridge: Literal["concat", "sum", "average", "linear", "none"] = "concat"
+    bridge: Literal["concat", "sum", "average", "linear", "none", "stack"] = "concat"
     reverse_src: bool = False
     packed: bool = True
     layer_mismatch: Literal["last", "first", "repeat", "zeros", "average", "linear"] = "last"

@@ -108,6 +108,7 @@ def test_direction_bridges(kind: str, num_states: int) -> None:
         "sum": f + b,
         "average": (f + b) / 2,
         "none": torch.zeros_like(f),
+        "stack": enc[-1][1],  # layers [l0 fwd, l0 bwd, l1 fwd, l1 bwd]; 'last' keeps the top two
     }
     if kind in expected:
         torch.testing.assert_close(out[-1], expected[kind])
@@ -158,6 +159,15 @@ def test_bridge_layer_counts_for_lstm(mode: str, enc_layers: int, dec_layers: in
         assert bridge.layer_weight.shape == (dec_layers, enc_layers)
         (h.sum() + c.sum()).backward()
         assert bridge.layer_weight.grad is not None
+
+
+def test_stack_bridge_hands_each_direction_to_its_own_decoder_layer() -> None:
+    """A decoder with twice the encoder's layers gets torch's h_n order: l0 fwd, l0 bwd, l1 fwd, l1 bwd."""
+    enc = states(layers=2)
+    h, c = Bridge("stack", H, bidirectional=True, num_states=2, enc_layers=2, dec_layers=4)((enc, enc * 2))
+    assert torch.equal(h, enc.flatten(0, 1)) and torch.equal(c, 2 * enc.flatten(0, 1))
+    mixed = Bridge("stack", H, bidirectional=True, enc_layers=2, dec_layers=3, layer_mismatch="linear")
+    assert mixed.layer_weight.shape == (3, 4) and mixed((enc,))[0].shape == (3, 3, H)
 
 
 def test_unknown_bridge_options_raise() -> None:

@@ -10,8 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.metrics.base import Metric
 
-__all__ = ["score_corpus"]
+__all__ = ["score_corpus", "sacrebleu_metric"]
+
+
+def sacrebleu_metric(name: str) -> Metric:
+    """The sacreBLEU metric behind our ``bleu`` or ``chrf`` score, configured as :func:`score_corpus` uses it."""
+    # force=True: text under the tutorial normalisation is tokenised on purpose ("va ."), on both sides.
+    if name == "bleu":
+        return BLEU(force=True)
+    if name == "chrf":
+        return CHRF()
+    raise ValueError(f"metric {name!r} is unknown; choose 'bleu' or 'chrf'")
 
 
 def score_corpus(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
@@ -19,8 +30,8 @@ def score_corpus(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     hyps, refs = list(hypotheses), [list(references)]
-    bleu, chrf, bleu_lc = BLEU(force=True), CHRF(), BLEU(lowercase=True, tokenize="13a", force=True)
-    # force=True: text under the tutorial normalisation is tokenised on purpose ("va ."), on both sides.
+    bleu, chrf = sacrebleu_metric("bleu"), sacrebleu_metric("chrf")
+    bleu_lc = BLEU(lowercase=True, tokenize="13a", force=True)
     b = bleu.corpus_score(hyps, refs)
     c = chrf.corpus_score(hyps, refs)
     lc = bleu_lc.corpus_score(hyps, refs)

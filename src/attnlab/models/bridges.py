@@ -12,7 +12,13 @@ Three jobs, applied in this order by :class:`Bridge`:
    average   (forward + backward) / 2                            hid_dim
    linear    tanh(W [forward; backward] + b)                     hid_dim
    none      zeros (the decoder learns from attention alone)     hid_dim
+   stack     forward and backward as two separate layers         hid_dim
    ========= =================================================== =====================
+
+   ``stack`` keeps torch's own order of final states, layer-major (layer 0 forward, layer 0
+   backward, layer 1 forward, ...), so the encoder hands over ``2 * enc_layers`` layers: a decoder
+   with twice the encoder's layers (``dec_layers = 2 * enc_layers``) takes them one to one, the
+   classic alternative to combining the directions; other counts go through ``layer_mismatch``.
 
    A unidirectional encoder has one state, passed unchanged by every bridge except ``none``
    (still zeros). LSTMs bridge h and c alike (``linear`` has one projection for each).
@@ -46,7 +52,7 @@ from torch import nn
 
 __all__ = ["BRIDGES", "LAYER_MISMATCH", "Bridge", "decoder_hidden_size", "map_layers"]
 
-BRIDGES = ("concat", "sum", "average", "linear", "none")
+BRIDGES = ("concat", "sum", "average", "linear", "none", "stack")
 LAYER_MISMATCH = ("last", "first", "repeat", "zeros", "average", "linear")
 
 
@@ -106,15 +112,19 @@ class Bridge(nn.Module):
         self.direction_proj = None
         if kind == "linear" and bidirectional:  # one projection for h, one for c
             self.direction_proj = nn.ModuleList(nn.Linear(2 * hid_dim, hid_dim) for _ in range(num_states))
+        source_layers = 2 * enc_layers if kind == "stack" and bidirectional else enc_layers
         self.layer_weight = None
         if layer_mismatch == "linear":
-            self.layer_weight = nn.Parameter(torch.full((dec_layers, enc_layers), 1.0 / enc_layers))
+            self.layer_weight = nn.Parameter(torch.full((dec_layers, source_layers), 1.0 / source_layers))
         self.memory_proj = nn.Linear(memory_dim, self.dec_hid) if memory_dim != self.dec_hid else None
 
     def combine_directions(self, state: torch.Tensor, index: int) -> torch.Tensor:
-        """(layers, dirs, B, H) -> (layers, B, dec_hid); ``index`` picks h (0) or c (1)."""
+        """(layers, dirs, B, H) -> (layers, B, dec_hid), or (2 * layers, B, H) for ``stack``; ``index`` picks h
+        (0) or c (1)."""
         if not self.bidirectional:
             return state[:, 0]  # (layers, B, H)
+        if self.kind == "stack":
+            return state.flatten(0, 1)  # (layers * 2, B, H), layer-major as torch returns it
         forward, backward = state[:, 0], state[:, 1]  # (layers, B, H) each
         if self.kind == "sum":
             return forward + backward

@@ -13,7 +13,8 @@ import torch
 
 from attnlab.data.batching import Batch
 
-__all__ = ["SaveInitialState", "PerfMonitor", "SamplesWriter", "atomic_torch_save", "peak_memory_mb"]
+__all__ = ["SaveInitialState", "PerfMonitor", "SamplesWriter", "pick_sample_rows", "atomic_torch_save",
+           "peak_memory_mb"]
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
@@ -95,18 +96,36 @@ class PerfMonitor(L.Callback):
 
 
 class SamplesWriter(L.Callback):
-    """Appends a few validation translations, next to their sources and references, to ``samples.txt``."""
+    """Appends a few validation translations, next to their sources and references, to ``samples.txt``.
 
-    def __init__(self, path: Path, sources: list[str], references: list[str], count: int):
+    The sentences are spread evenly over the scored validation rows and have distinct sources
+    (Tatoeba lists the alternative translations of one sentence next to each other).
+    """
+
+    def __init__(self, path: Path, sources: list[str], references: list[str], count: int, scored_rows: int):
         self.path = path
-        self.sources, self.references = sources[:count], references[:count]
+        self.rows = pick_sample_rows(sources[:scored_rows], count)
+        self.sources, self.references = sources, references
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         lines = [f"== epoch {trainer.current_epoch}  step {trainer.global_step}  "
                  f"val/bleu {pl_module.last_scores.get('bleu', 0.0):.2f}"]
-        for i, (src, ref) in enumerate(zip(self.sources, self.references, strict=True)):
-            lines += [f"src: {src}", f"ref: {ref}", f"hyp: {pl_module.val_translations.get(i, '')}", ""]
+        for i in self.rows:
+            lines += [f"src: {self.sources[i]}", f"ref: {self.references[i]}",
+                      f"hyp: {pl_module.val_translations.get(i, '')}", ""]
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
+
+
+def pick_sample_rows(sources: list[str], count: int) -> list[int]:
+    """Up to ``count`` row indices, evenly spread, whose sources are all different."""
+    if count <= 0 or not sources:
+        return []
+    first_of = {}
+    for index, source in enumerate(sources):
+        first_of.setdefault(source, index)
+    distinct = sorted(first_of.values())
+    step = max(len(distinct) / count, 1.0)
+    return sorted({distinct[int(k * step)] for k in range(min(count, len(distinct)))})

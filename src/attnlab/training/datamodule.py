@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from attnlab.data.batching import collate, make_batches
+from attnlab.data.batching import Batch, collate, make_batches
 from attnlab.data.prepare import PreparedData
 
 __all__ = ["TranslationDataModule", "EpochBatchSampler"]
@@ -80,6 +81,9 @@ class TranslationDataModule(L.LightningDataModule):
         super().__init__()
         self.data = data
         self.batch_tokens, self.batch_size, self.seed = batch_tokens, batch_size, seed
+
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
+        return batch.to(device)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         pairs = self.data.encoded[split]

@@ -79,7 +79,8 @@ def _trainer(cfg: Config, run: RunDir, data: PreparedData) -> L.Trainer:
                         save_last=True, enable_version_counter=False, auto_insert_metric_name=False),
         SaveInitialState(run.init),
         PerfMonitor(run / "perf.csv"),
-        SamplesWriter(run / "samples.txt", [s for s, _ in val], [r for _, r in val], t.num_samples),
+        SamplesWriter(run / "samples.txt", [s for s, _ in val], [r for _, r in val], t.num_samples,
+                      len(val) if t.val_bleu_sentences is None else min(t.val_bleu_sentences, len(val))),
     ]
     if t.attention_snapshots > 0:
         callbacks.append(AttentionSnapshots(run / "attention", data.encoded["val"], data.src_vocab, data.tgt_vocab,
@@ -112,8 +113,12 @@ def _fit(cfg: Config, run: RunDir, data: PreparedData, ckpt_path: Path | None) -
     datamodule = TranslationDataModule(data, cfg.train.batch_tokens, cfg.train.batch_size, cfg.train.seed)
     trainer = _trainer(cfg, run, data)
     with warnings.catch_warnings():
+        # Advice that does not apply: batches are built in the main process on purpose (they are cheap
+        # and deterministic), and short epochs are expected on small corpora.
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*deterministic.*")
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
         trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     if not trainer.is_global_zero:
         return {}
@@ -147,11 +152,15 @@ def _read_csv(path: Path) -> list[dict]:
     return read_metrics(path) if path.is_file() else []
 
 
-def train(cfg: Config, run_dir: str | Path | None = None) -> tuple[RunDir, dict]:
-    """Prepare the data, build the model, train it and write the run directory. Returns its summary."""
+def train(cfg: Config, run_dir: str | Path | None = None, data: PreparedData | None = None) -> tuple[RunDir, dict]:
+    """Prepare the data, build the model, train it and write the run directory. Returns its summary.
+
+    ``data``: the result of ``prepare_data(cfg.data)`` when the caller already has it (a sweep
+    shares one preparation between its variants); it must come from this very data config.
+    """
     run = _open_or_create_run(run_dir)
     started = time.perf_counter()
-    data = prepare_data(cfg.data)
+    data = prepare_data(cfg.data) if data is None else data
     if not _is_launcher_child():
         save_config(cfg, run.config)
         data.save(run.root)

@@ -53,9 +53,6 @@ class TranslationSystem(L.LightningModule):
         self.last_scores: dict = {}
         self._sums = {"val_loss": 0.0, "val_tokens": 0, "train_loss": 0.0, "train_tokens": 0}
 
-    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
-        return batch.to(device)
-
     def _step(self, batch: Batch, teacher_forcing: float) -> tuple[torch.Tensor, int]:
         """Summed loss over the batch's real target tokens, and their count."""
         out = self.model(batch, teacher_forcing=teacher_forcing,
