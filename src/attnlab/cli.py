@@ -290,8 +290,12 @@ def _add_attention_command(sub: argparse._SubParsersAction) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from attnlab.evaluation.sweep import run_sweep
 
-    paths = run_sweep(args.suite, out_dir=args.out, seeds=args.seeds, overrides=args.set,
-                      log=lambda line: print(f"attnlab sweep: {line}", flush=True))
+    try:
+        paths = run_sweep(args.suite, out_dir=args.out, seeds=args.seeds, overrides=args.set,
+                          log=lambda line: print(f"attnlab sweep: {line}", flush=True))
+    except KeyboardInterrupt:
+        print("attnlab: sweep interrupted; run the same command again to resume it", file=sys.stderr)
+        return 130
     print(f"report: {paths['html']}\n        {paths['markdown']}")
     return 0
 

@@ -1,2 +1,3 @@
-"""Scores with sacreBLEU (the only importer of sacrebleu), evaluation of runs, comparison across runs,
-and attention reports of single sentences (``attention``, drawn by ``attnlab.viz``)."""
+"""Scores with sacreBLEU (the only importer of sacrebleu), evaluation of runs, attention reports of single
+sentences (``attention``, drawn by ``attnlab.viz``), and comparisons: paired bootstrap tests
+(``significance``), experiment suites (``suite``) trained by ``sweep`` and reported by ``compare``."""

@@ -1,0 +1,131 @@
+"""Everything a comparison reads from one finished run: config, summary, curves, and its val/test scores.
+
+Validation and test scores are the run's own ``evaluate`` results, ``eval/<split>-beam<N>/`` with
+``N`` the run's ``decode.beam`` on the best checkpoint; :func:`ensure_evaluated` writes them when
+they are missing or older than the checkpoint, so a comparison never mixes stale translations in.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnlab.config import Config, config_to_dict, load_config
+from attnlab.evaluation.evaluate import evaluate_run
+from attnlab.rundir import RunDir, RunError, open_run
+
+__all__ = ["RunResults", "load_run_results", "ensure_evaluated", "flat_config", "timed_metrics"]
+
+
+@dataclass
+class RunResults:
+    """One run as a comparison sees it; ``name`` is its label in tables, curves and file names."""
+
+    name: str
+    run: RunDir
+    config: Config
+    summary: dict[str, Any]
+    metrics: list[dict[str, str]]
+    perf: list[dict[str, str]]
+    val: dict[str, Any]
+    test: dict[str, Any]
+    test_hypotheses: list[str]
+
+    @property
+    def root(self) -> Path:
+        return self.run.root
+
+    def best(self, metric: str) -> float | None:
+        """The lowest logged value of a loss-like ``metric`` (``val/loss``, ``val/ppl``)."""
+        values = [_number(row.get(metric)) for row in self.metrics]
+        return min((v for v in values if v is not None), default=None)
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        times = [_number(row.get("perf/epoch_time_s")) for row in self.perf]
+        times = [t for t in times if t is not None]
+        return sum(times) / len(times) if times else None
+
+
+def load_run_results(run_dir: str | Path, name: str | None = None, evaluate: bool = True) -> RunResults:
+    """Read a finished run; with ``evaluate``, translate val and test first where that is still to do."""
+    run = open_run(run_dir)
+    summary_path = run / "summary.json"
+    if not summary_path.is_file():
+        raise RunError(f"{run.root} has no summary.json: its training has not finished "
+                       f"(continue it with 'attnlab train --resume {run.root}')")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    scores = {split: ensure_evaluated(run.root, split) if evaluate else _read_scores(run.root, split)
+              for split in ("val", "test")}
+    hyps_path = Path(scores["test"]["output_dir"]) / "hyps.txt"
+    hypotheses = hyps_path.read_text(encoding="utf-8").split("\n")[:-1]
+    return RunResults(name or run.root.name, run, load_config(run.config), summary, _read_csv(run / "metrics.csv"),
+                      _read_csv(run / "perf.csv"), scores["val"], scores["test"], hypotheses)
+
+
+def _eval_dir(root: Path, split: str) -> Path:
+    beam = load_config(open_run(root).config).decode.beam
+    return root / "eval" / f"{split}-beam{beam}"
+
+
+def _read_scores(root: Path, split: str) -> dict[str, Any]:
+    path = _eval_dir(root, split) / "scores.json"
+    if not path.is_file():
+        raise RunError(f"{root} has no {path.relative_to(root)}; run 'attnlab evaluate {root} --split {split}'")
+    return {**json.loads(path.read_text(encoding="utf-8")), "output_dir": str(path.parent)}
+
+
+def ensure_evaluated(run_dir: str | Path, split: str) -> dict[str, Any]:
+    """The run's scores on ``split`` (its decode.beam, best checkpoint), evaluating when missing or stale."""
+    root = Path(run_dir)
+    run = open_run(root)
+    scores = _eval_dir(root, split) / "scores.json"
+    checkpoint = run.best if run.best.is_file() else run.last
+    fresh = scores.is_file() and (not checkpoint.is_file() or scores.stat().st_mtime >= checkpoint.stat().st_mtime)
+    if not fresh:
+        evaluate_run(root, split=split)
+    return _read_scores(root, split)
+
+
+def flat_config(cfg: Config) -> dict[str, Any]:
+    """``{"model.attention": "dot", ...}``: every key of the resolved config, dotted."""
+    return {f"{section}.{key}": value for section, values in config_to_dict(cfg).items()
+            for key, value in values.items()}
+
+
+def timed_metrics(results: RunResults) -> list[dict[str, Any]]:
+    """``metrics.csv`` rows with a ``time`` column: seconds of training wall time at that row's step.
+
+    ``perf.csv`` gives the cumulative epoch wall time at each epoch's last step; rows in between are
+    placed by linear interpolation on the step, from (step 0, 0 s).
+    """
+    ends = sorted((_number(r.get("step")) or 0.0, _number(r.get("perf/epoch_time_s")) or 0.0) for r in results.perf)
+    steps = [0.0] + [step for step, _ in ends]
+    seconds = np.concatenate([[0.0], np.cumsum([t for _, t in ends])]).tolist()
+    rows = []
+    for row in results.metrics:
+        step = _number(row.get("step"))
+        time = float(np.interp(step, steps, seconds)) if step is not None and ends else None
+        rows.append({**row, "time": time})
+    return rows
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number

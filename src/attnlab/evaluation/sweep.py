@@ -1,0 +1,156 @@
+"""``run_sweep``: train every variant of a suite (several seeds if asked), evaluate them, compare them.
+
+The suite format is described in :mod:`attnlab.evaluation.suite`. Every variant trains with its own
+full config (same epochs for all, as the suite sets them) on data prepared once per distinct
+``data:`` config and shared (cached in ``<out>/prepared/``). Layout of ``out_dir``::
+
+    <variant>/                 the run of the first seed (train.seed as the suite sets it)
+    <variant>-seed<S>/         further seeds, S = that seed + k for k = 1 .. seeds-1
+    prepared/                  the shared prepared data
+    report/                    the comparison (see :func:`attnlab.evaluation.compare.compare_runs`)
+
+Each run trains in a fresh process (``multiprocessing`` spawn), so its peak memory and speed are
+its own and not the high-water mark of the runs before it; the process reads the shared data from
+``prepared/``. Running the same command again picks up where it stopped: a finished run (``summary.json``, not
+interrupted) is left alone; an interrupted one (``checkpoints/last.ckpt`` but no finished summary)
+is resumed, ending as if never interrupted; one that never reached its first checkpoint is deleted
+and trained again. A run folder whose config differs from the suite's is refused rather than mixed
+in. Each run is evaluated on val and test (beam from its config) as soon as it is trained.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from attnlab.config import Config, load_config
+from attnlab.data.cache import cached_prepare, data_key
+from attnlab.evaluation.compare import compare_runs
+from attnlab.evaluation.run_results import ensure_evaluated, flat_config
+from attnlab.evaluation.suite import Suite, load_suite
+from attnlab.rundir import RunError
+from attnlab.training.run import resume, train
+
+__all__ = ["run_sweep", "plan_sweep", "PlannedRun", "run_state"]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    variant: str
+    seed: int
+    run_dir: Path
+    config: Config
+
+
+def plan_sweep(suite: Suite, out_dir: Path, seeds: int = 1) -> list[PlannedRun]:
+    """Every (variant, seed) run of the sweep, in suite order, seeds innermost."""
+    if seeds < 1:
+        raise RunError(f"seeds is {seeds}; it must be >= 1")
+    plan = []
+    for name, variant in suite.variants.items():
+        for k in range(seeds):
+            seed = variant.config.train.seed + k
+            config = replace(variant.config, train=replace(variant.config.train, seed=seed))
+            folder = name if k == 0 else f"{name}-seed{seed}"
+            plan.append(PlannedRun(name, seed, out_dir / folder, config))
+    return plan
+
+
+def run_state(run_dir: Path) -> str:
+    """``new``, ``finished``, ``resume`` (interrupted after a checkpoint) or ``restart`` (before one)."""
+    summary = run_dir / "summary.json"
+    if summary.is_file() and not json.loads(summary.read_text(encoding="utf-8")).get("interrupted"):
+        return "finished"
+    if (run_dir / "config.yaml").is_file():
+        return "resume" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "restart"
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise RunError(f"{run_dir} exists and holds files but no run (no config.yaml); move it away or choose "
+                       "another --out")
+    return "new"
+
+
+def run_sweep(
+    suite_path: str | Path,
+    out_dir: str | Path | None = None,
+    seeds: int = 1,
+    overrides: list[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Train, evaluate and compare every variant of the suite; returns the report's paths.
+
+    ``out_dir`` defaults to ``runs/sweeps/<suite name>``; ``overrides`` (``section.key=value``) apply to
+    every variant, after its own. ``log`` receives one line per step (the CLI prints them).
+    """
+    say = log or (lambda _: None)
+    suite = load_suite(suite_path, overrides)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / "sweeps" / suite.name
+    plan = plan_sweep(suite, out, seeds)
+    prepared: set[str] = set()  # data keys already in out/prepared/ in this session
+    for number, planned in enumerate(plan, start=1):
+        say(f"[{number}/{len(plan)}] {planned.run_dir.name}: {_train_one(planned, out, prepared)}")
+        for split in ("val", "test"):
+            ensure_evaluated(planned.run_dir, split)
+    say(f"comparing {len(plan)} runs in {out / 'report'}")
+    title = f"{suite.name}: {suite.description}" if suite.description else suite.name
+    return compare_runs([p.run_dir for p in plan], out / "report", baseline=suite.baseline,
+                        names=[p.variant for p in plan], title=title, log=say)
+
+
+def _train_one(planned: PlannedRun, out: Path, prepared: set[str]) -> str:
+    """Bring one run to its end; says what was done."""
+    state = run_state(planned.run_dir)
+    if state != "new":
+        _check_same_config(planned)
+    if state == "finished":
+        return "finished before, kept"
+    if state == "restart":
+        shutil.rmtree(planned.run_dir)
+    key = data_key(planned.config.data)
+    if state != "resume" and key not in prepared:  # here, so that data errors are reported plainly
+        cached_prepare(planned.config.data, out / "prepared")
+        prepared.add(key)
+    summary = _train_in_fresh_process(planned, out / "prepared", state == "resume")
+    if summary.get("interrupted"):
+        raise KeyboardInterrupt(f"{planned.run_dir} was interrupted; run the same sweep again to resume it")
+    action = {"new": "trained", "resume": "resumed from its last checkpoint",
+              "restart": "restarted (it had stopped before its first checkpoint)"}[state]
+    return f"{action}; best val/bleu {summary.get('best', {}).get('val/bleu', float('nan')):.2f}"
+
+
+def _train_in_fresh_process(planned: PlannedRun, prepared_dir: Path, resume_run: bool) -> dict:
+    """Train (or resume) ``planned`` in a spawned process and return the summary it wrote."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=_train_process, args=(planned.config, planned.run_dir, prepared_dir, resume_run))
+    process.start()
+    try:
+        process.join()
+    except KeyboardInterrupt:  # Ctrl-C reaches both; Lightning in the child stops and writes its summary
+        process.join()
+        raise
+    summary = planned.run_dir / "summary.json"
+    if process.exitcode != 0 or not summary.is_file():
+        raise RunError(f"training {planned.run_dir} failed (exit code {process.exitcode}); see the messages above. "
+                       "Run the same sweep again to resume or restart it")
+    return json.loads(summary.read_text(encoding="utf-8"))
+
+
+def _train_process(config: Config, run_dir: Path, prepared_dir: Path, resume_run: bool) -> None:
+    """The body of the spawned process."""
+    if resume_run:
+        resume(run_dir)
+    else:
+        train(config, run_dir, data=cached_prepare(config.data, prepared_dir))
+
+
+def _check_same_config(planned: PlannedRun) -> None:
+    saved = flat_config(load_config(planned.run_dir / "config.yaml"))
+    differ = sorted(key for key, value in flat_config(planned.config).items() if saved.get(key) != value)
+    if differ:
+        shown = ", ".join(f"{key}: {saved.get(key)!r} there, {flat_config(planned.config)[key]!r} now"
+                          for key in differ[:3])
+        raise RunError(f"{planned.run_dir} holds a run of another config ({shown}); to train the suite as it "
+                       "is now, choose another --out or move that folder away")

@@ -1,0 +1,87 @@
+"""``compare_runs``: the table, seeds as mean ± std, p-values as sacreBLEU's, and a self-contained page."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.significance import PairedTest
+
+from attnlab.cli import main
+from attnlab.config import load_config
+from attnlab.evaluation.compare import compare_runs, group_name
+from attnlab.evaluation.evaluate import split_texts
+from attnlab.training.run import train
+
+
+def tiny(tsv: Path, *extra: str) -> list[str]:
+    return ["data.corpus=files", f"data.src_file={tsv}", "data.val_ratio=0.15", "data.test_ratio=0.15",
+            "model.cell=gru", "model.emb_dim=24", "model.hid_dim=24", "model.dropout=0.1", "model.attention=none",
+            "train.epochs=2", "train.batch_tokens=300", "train.logger=csv", "train.attention_snapshots=0",
+            "train.log_every=2", "train.val_bleu_sentences=null", *extra]
+
+
+@pytest.fixture(scope="module")
+def runs(tatoeba_tsv: Path, tmp_path_factory) -> list[Path]:
+    """Two seeds of 'plain' and one run of 'dot' (dot attention), trained for 2 tiny epochs."""
+    root = tmp_path_factory.mktemp("runs")
+    settings = [("plain", []), ("plain-seed43", ["train.seed=43"]), ("dot", ["model.attention=dot"])]
+    return [train(load_config(None, tiny(tatoeba_tsv, *extra)), root / name)[0].root for name, extra in settings]
+
+
+def test_report_table_seeds_and_p_values(runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = compare_runs(runs, tmp_path / "report")
+    report = json.loads(paths["json"].read_text())
+    plain, dot = report["variants"]
+    assert [group_name(r) for r in runs] == ["plain", "plain", "dot"] and report["baseline"] == "plain"
+    assert plain["baseline"] and len(plain["runs"]) == 2 and len(plain["test_bleu"]) == 2
+    assert dot["differences"] == ["model.attention=dot"] and len(dot["p_bleu"]) == 1
+    summary = json.loads((runs[2] / "summary.json").read_text())
+    assert dot["parameters"] == {"encoder": summary["parameters"]["encoder_side"],
+                                 "decoder": summary["parameters"]["decoder_side"],
+                                 "total": summary["parameters"]["total"]}
+    markdown = paths["markdown"].read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith("| plain |"))
+    assert row.count("±") >= 4  # mean ± std over the two seeds
+    assert "nrefs:1|bs:1000|seed:12345" in markdown and "case:mixed" in markdown
+
+    # the p-value is sacreBLEU's own, for the files the runs wrote
+    monkeypatch.delenv("SACREBLEU_SEED", raising=False)
+    references = split_texts(load_config(runs[0] / "config.yaml"), "test")[1]
+    hyps = [(r / "eval" / "test-beam1" / "hyps.txt").read_text().split("\n")[:-1] for r in (runs[0], runs[2])]
+    _, theirs = PairedTest([("plain", hyps[0]), ("dot", hyps[1])], {"bleu": BLEU(force=True), "chrf": CHRF()},
+                           [references], test_type="bs")()
+    assert abs(dot["p_bleu"][0] - theirs["BLEU"][1].p_value) < 1e-9
+    assert abs(dot["p_chrf"][0] - theirs["chrF2"][1].p_value) < 1e-9
+
+    for name in ("curves-epoch.png", "curves-time.png", "attention/dot-cross.png"):
+        assert (tmp_path / "report" / name).is_file(), name
+    assert "plain-seed42: no cross-attention map" in markdown  # an RNN without attention has none to draw
+    translations = markdown.split("## Translations")[1].split("## Cross-attention")[0]
+    assert translations.count("| reference |") == 5  # five test sentences, each translated by every run
+    for name in ("plain-seed42", "plain-seed43", "dot"):
+        assert translations.count(f"| {name} |") == 5
+
+
+def test_html_is_self_contained(runs: list[Path], tmp_path: Path) -> None:
+    page = compare_runs(runs, tmp_path / "report", baseline="dot")["html"].read_text()
+    assert not re.search(r"https?://", page) and "<script" not in page and "<link" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 3 and all(s.startswith("data:image/png;base64,") for s in sources)  # 2 curves + 1 map
+    assert "<td>(baseline)</td>" in page and "model.attention=none" in page
+
+
+def test_cli(runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "cli"
+    assert main(["compare", *map(str, runs), "--out", str(out), "--names", "a,a,b", "--baseline", "b"]) == 0
+    assert "report.html" in capsys.readouterr().out
+    variants = json.loads((out / "report.json").read_text())["variants"]
+    assert [(v["variant"], len(v["runs"]), v["baseline"]) for v in variants] == [("a", 2, False), ("b", 1, True)]
+    assert len(variants[0]["p_bleu"]) == 1  # one seed pair: a-seed42 against b
+    assert main(["compare", str(runs[0]), "--out", str(out), "--baseline", "c"]) == 2
+    assert "baseline 'c' is not one of the compared variants ['plain']" in capsys.readouterr().err
+    assert main(["compare", str(runs[0]), str(runs[2]), "--out", str(out), "--names", "x,x"]) == 2
+    assert "differ in ['model.attention']" in capsys.readouterr().err

@@ -1,0 +1,129 @@
+"""``attnlab sweep`` end to end: a 2-variant suite is trained, killed, resumed and compared."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attnlab.evaluation.sweep import run_state, run_sweep
+from attnlab.models.summary import format_count
+from attnlab.rundir import RunError
+
+SUITE = """
+description: two tiny variants
+base:
+  data: {{corpus: files, src_file: {tsv}, val_ratio: 0.15, test_ratio: 0.15}}
+  model: {{cell: gru, emb_dim: 24, hid_dim: 24, dropout: 0.1, attention: none}}
+  train: {{epochs: 2, batch_tokens: 300, logger: csv, attention_snapshots: 0, log_every: 2,
+           val_bleu_sentences: null}}
+baseline: plain
+variants:
+  plain: []
+  dot: [model.attention=dot]
+"""
+
+# Leaves the folder as a sweep killed while training its second variant: 'plain' trained to its end, then
+# 'dot' killed (SIGKILL: no handler runs) in its second epoch, after its first checkpoint.
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+import lightning as L
+from attnlab.evaluation.suite import load_suite
+from attnlab.training import run
+
+class KillInSecondEpoch(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+suite, out = load_suite(sys.argv[1]), Path(sys.argv[2])
+run.train(suite.variants["plain"].config, out / "plain")
+make_trainer = run._trainer
+def trainer_with_kill(*args):
+    trainer = make_trainer(*args)
+    trainer.callbacks.append(KillInSecondEpoch())
+    return trainer
+run._trainer = trainer_with_kill
+run.train(suite.variants["dot"].config, out / "dot")
+"""
+
+
+def files_and_times(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def validation_epochs(run_dir: Path) -> list[int]:
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return [int(float(r["epoch"])) for r in csv.DictReader(handle) if r["val/loss"]]
+
+
+def test_sweep_survives_a_kill_and_resumes_through_the_cli(tatoeba_tsv: Path, tmp_path: Path) -> None:
+    suite, out = tmp_path / "tiny.yaml", tmp_path / "sweep"
+    suite.write_text(SUITE.format(tsv=tatoeba_tsv), encoding="utf-8")
+    killed = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(suite), str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert run_state(out / "plain") == "finished" and run_state(out / "dot") == "resume"
+    before = files_and_times(out / "plain")
+
+    result = subprocess.run([sys.executable, "-m", "attnlab", "sweep", str(suite), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "plain: finished before, kept" in result.stdout and "dot: resumed" in result.stdout
+    after = files_and_times(out / "plain")
+    assert {name: after[name] for name in before} == before  # not trained again: every file as it was
+    assert set(after) - set(before) == {f"eval/{s}-beam1/{f}" for s in ("val", "test") for f in ("hyps.txt",
+                                                                                              "scores.json")}
+    assert validation_epochs(out / "dot") == [0, 1]  # epoch 0 kept, epoch 1 redone once
+    assert not json.loads((out / "dot" / "summary.json").read_text())["interrupted"]
+
+    report = json.loads((out / "report" / "report.json").read_text())
+    markdown = (out / "report" / "report.md").read_text()
+    assert [v["variant"] for v in report["variants"]] == ["plain", "dot"] and report["baseline"] == "plain"
+    for variant in report["variants"]:
+        summary = json.loads((out / variant["variant"] / "summary.json").read_text())
+        test = json.loads((out / variant["variant"] / "eval" / "test-beam1" / "scores.json").read_text())
+        assert variant["parameters"]["total"] == summary["parameters"]["total"]
+        assert variant["test_bleu"] == [test["bleu"]] and variant["test_chrf"] == [test["chrf"]]
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {variant['variant']} |"))
+        assert format_count(summary["parameters"]["total"]) in row and f"{test['chrf']:.2f}" in row
+    assert report["variants"][1]["differences"] == ["model.attention=dot"]
+    assert 0 < report["variants"][1]["p_bleu"][0] <= 1 and (out / "report" / "report.html").is_file()
+
+
+def test_run_states(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_state(run) == "new"
+    run.mkdir()
+    assert run_state(run) == "new"
+    (run / "config.yaml").write_text("{}")
+    assert run_state(run) == "restart"  # started, but no checkpoint yet: train again from scratch
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert run_state(run) == "resume"
+    (run / "summary.json").write_text(json.dumps({"interrupted": True}))
+    assert run_state(run) == "resume"  # a summary marked interrupted is not a finished run
+    (run / "summary.json").write_text(json.dumps({"interrupted": False}))
+    assert run_state(run) == "finished"
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="holds files but no run"):
+        run_state(stray)
+
+
+def test_a_changed_suite_is_refused_not_mixed_in(tatoeba_tsv: Path, tmp_path: Path) -> None:
+    suite, out = tmp_path / "tiny.yaml", tmp_path / "sweep"
+    suite.write_text(SUITE.format(tsv=tatoeba_tsv), encoding="utf-8")
+    (out / "plain").mkdir(parents=True)
+    (out / "plain" / "config.yaml").write_text("model:\n  hid_dim: 99\n", encoding="utf-8")
+    with pytest.raises(RunError, match=r"plain holds a run of another config \(data.corpus"):
+        run_sweep(suite, out, overrides=["train.epochs=1"])
+    with pytest.raises(RunError, match="seeds is 0"):
+        run_sweep(suite, out, seeds=0)
