@@ -27,7 +27,7 @@ from attnlab.config import load_config
 from attnlab.data.corpora import read_multi30k
 from attnlab.decoding.translator import Translator
 
-DEFAULT_DATA = os.environ.get("ATTNLAB_DATA", "/work/shared/data/multi30k")
+DEFAULT_DATA = os.environ.get("ATTNLAB_DATA", "../shared/data/multi30k")  # from the project root
 
 
 def parse_args() -> argparse.Namespace:

@@ -72,7 +72,7 @@ def report(rates: dict[str, list[float]]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="/work/shared/data/multi30k")
+    parser.add_argument("--data-dir", default="../shared/data/multi30k")  # from the project root
     parser.add_argument(
         "--pairs", type=int, default=3000, help="training pairs to read (vocabulary, batches)"
     )
