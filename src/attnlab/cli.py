@@ -52,12 +52,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config or args.set or args.run_dir:
             raise ConfigError("--resume continues a run with its own config; give no CONFIG, --set or --run-dir")
-        run, summary = resume(args.resume)
+        run_dir = args.resume
+        start = lambda: resume(run_dir)  # noqa: E731
     else:
         if not args.config:
             raise ConfigError("give a CONFIG file (e.g. configs/quickstart.yaml) or --resume RUN_DIR")
         cfg = load_config(args.config, args.set)
-        run, summary = train(cfg, args.run_dir or default_run_dir(args.config))
+        run_dir = args.run_dir or default_run_dir(args.config)
+        start = lambda: train(cfg, run_dir)  # noqa: E731
+    try:
+        run, summary = start()
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # Lightning shuts down gracefully on Ctrl-C and then exits with status 1: say what to do next.
+        if isinstance(stop, SystemExit) and stop.code in (0, None):
+            raise
+        print(f"attnlab: training interrupted; the run keeps its last checkpoint. Continue with:\n"
+              f"  attnlab train --resume {run_dir}", file=sys.stderr)
+        return 130
     print(_train_report(run.root, summary))
     return 0
 

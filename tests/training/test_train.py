@@ -155,3 +155,20 @@ def test_ddp_two_processes_on_cpu(tiny_tsv: Path, tmp_path: Path) -> None:
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["best.ckpt", "init.pt", "last.ckpt"]
     assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_ctrl_c_leaves_a_resumable_run(tiny_tsv: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("{}\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    sets = [arg for o in tiny_overrides(tiny_tsv, epochs=30) for arg in ("--set", o)]
+    process = subprocess.Popen([sys.executable, "-m", "attnlab", "train", str(config), *sets, "--run-dir",
+                                str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not (run_dir / "checkpoints" / "last.ckpt").exists() and process.poll() is None:
+        pass
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-2000:]
+    assert f"attnlab train --resume {run_dir}" in stderr and "Traceback" not in stderr
+    _, summary = resume(run_dir)
+    assert summary["epochs"] == 30 and not summary["interrupted"]
