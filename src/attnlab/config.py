@@ -30,6 +30,7 @@ __all__ = [
     "config_to_dict",
     "save_config",
     "apply_overrides",
+    "read_yaml_mapping",
 ]
 
 
@@ -307,21 +308,27 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
     return merged
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict:
+    """A YAML file that must hold a mapping; errors name ``what`` and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} file {path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{what} file {path} must be a mapping")
+    return raw
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
     raw: Any = {}
     source = None
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must be a mapping with sections {list(_SECTIONS)}")
+        raw = read_yaml_mapping(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
         source = f"{source} (with --set overrides)" if source else "--set overrides"

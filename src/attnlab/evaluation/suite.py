@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from attnlab.config import Config, ConfigError, apply_overrides, config_from_dict
+from attnlab.config import Config, ConfigError, apply_overrides, config_from_dict, read_yaml_mapping
 
 __all__ = ["Suite", "Variant", "load_suite", "RESERVED_NAMES"]
 
@@ -66,7 +66,7 @@ class Suite:
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     """Read a suite file and resolve every variant's config; ``overrides`` (``--set``) apply last, to all."""
     path = Path(path)
-    raw = _read_yaml(path, "suite")
+    raw = read_yaml_mapping(path, "suite")
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
         raise ConfigError(f"suite {path}: unknown key(s) {unknown}; a suite has {sorted(_KEYS)}")
@@ -88,18 +88,6 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     return Suite(path.stem, path, str(raw.get("description") or ""), baseline, variants)
 
 
-def _read_yaml(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"{what} file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{what} file {path} is not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{what} file {path} must be a mapping")
-    return raw
-
-
 def _base(value: Any, suite_path: Path) -> dict:
     """The base config as nested dicts: inline sections, or a config file relative to the suite."""
     if value is None:
@@ -107,7 +95,7 @@ def _base(value: Any, suite_path: Path) -> dict:
     if isinstance(value, dict):
         return value
     if isinstance(value, str):
-        return _read_yaml(suite_path.parent / value, f"base config of suite {suite_path}:")
+        return read_yaml_mapping(suite_path.parent / value, f"base config of suite {suite_path}:")
     raise ConfigError(f"suite {suite_path}: 'base' must be a config path or config sections")
 
 
