@@ -28,3 +28,22 @@ def multi30k_dir(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def tatoeba_zip(shared_data: Path) -> Path:
     return shared_data / "tatoeba" / "fra-eng.zip"
+
+
+@pytest.fixture(scope="session")
+def tatoeba_tsv_of(tmp_path_factory):
+    """``make(n)``: a TSV of the first ``n`` short Tatoeba pairs in the tutorial's setting (English
+    prefixes, at most 6 words), for tiny end-to-end runs. The corpus is read once per session."""
+    from attnlab.data.corpora import read_tatoeba
+    from attnlab.data.normalize import has_english_prefix
+
+    short = [p for p in read_tatoeba().pairs if has_english_prefix(p[0]) and len(p[0].split()) <= 6]
+    folder = tmp_path_factory.mktemp("tatoeba-tsv")
+
+    def make(n: int) -> Path:
+        path = folder / f"tatoeba-{n}.tsv"
+        if not path.exists():
+            path.write_text("".join(f"{s}\t{t}\n" for s, t in short[:n]), encoding="utf-8")
+        return path
+
+    return make

@@ -84,15 +84,6 @@ def random_sources(seed: int, lengths: list[int], vocab: int = SRC_VOCAB) -> tup
 LENGTHS = [5, 1, 8, 3, 6, 2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Decoding tiny models is op overhead; a second intra-op thread only adds waits on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------- beam 1 is greedy
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("alpha", [0.0, 0.6])

@@ -22,15 +22,6 @@ TOY_RUN = ["data.corpus=tatoeba", "data.prefixes=true", "data.max_train_pairs=15
 WORDS = "i am he is she you are we they re not very tired happy cold tall sure here . ! ?".split()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Decoding tiny models is op overhead; a second intra-op thread only adds waits on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def rnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A toy RNN run trained on the tutorial's Tatoeba subset (about 8 s): BLEU ~7, outputs vary with the input."""

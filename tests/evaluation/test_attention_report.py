@@ -13,8 +13,6 @@ import pytest
 
 from attnlab.cli import main
 from attnlab.config import load_config
-from attnlab.data.corpora import read_tatoeba
-from attnlab.data.normalize import has_english_prefix
 from attnlab.decoding.translator import Translator
 from attnlab.evaluation.attention import attention_report, collect_attention, sentence_slug
 from attnlab.training.run import train
@@ -24,11 +22,8 @@ KINDS = ("encoder", "decoder", "cross")
 
 
 @pytest.fixture(scope="module")
-def tiny_tsv(tmp_path_factory) -> Path:
-    pairs = [p for p in read_tatoeba().pairs if has_english_prefix(p[0]) and len(p[0].split()) <= 6][:300]
-    path = tmp_path_factory.mktemp("corpus") / "tiny.tsv"
-    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
-    return path
+def tiny_tsv(tatoeba_tsv_of) -> Path:
+    return tatoeba_tsv_of(300)
 
 
 def _overrides(tsv: Path) -> list[str]:

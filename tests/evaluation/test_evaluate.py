@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 
 from attnlab.config import load_config
-from attnlab.data.corpora import read_tatoeba
-from attnlab.data.normalize import has_english_prefix
 from attnlab.evaluation.evaluate import evaluate_run
 from attnlab.evaluation.scores import score_corpus
 from attnlab.training.run import train
@@ -23,10 +21,8 @@ def test_scores_carry_signatures_and_both_conventions() -> None:
     assert "nc:6" in scores["chrf_signature"]
 
 
-def test_evaluate_reproduces_validation_bleu(tmp_path: Path) -> None:
-    pairs = [p for p in read_tatoeba().pairs if has_english_prefix(p[0]) and len(p[0].split()) <= 6][:500]
-    tsv = tmp_path / "tiny.tsv"
-    tsv.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+def test_evaluate_reproduces_validation_bleu(tmp_path: Path, tatoeba_tsv_of) -> None:
+    tsv = tatoeba_tsv_of(500)
     cfg = load_config(None, ["data.corpus=files", f"data.src_file={tsv}", "data.val_ratio=0.15",
                              "model.emb_dim=48", "model.hid_dim=48", "train.epochs=4", "train.batch_tokens=300",
                              "train.lr=0.005", "train.logger=csv", "train.val_bleu_sentences=null",

@@ -12,8 +12,6 @@ import pytest
 import torch
 
 from attnlab.config import ConfigError, load_config
-from attnlab.data.corpora import read_tatoeba
-from attnlab.data.normalize import has_english_prefix
 from attnlab.rundir import RunError
 from attnlab.training.run import resume, train
 
@@ -22,12 +20,9 @@ RUN_FILES = ["config.yaml", "data.json", "src_vocab.json", "tgt_vocab.json", "me
 
 
 @pytest.fixture(scope="module")
-def tiny_tsv(tmp_path_factory) -> Path:
+def tiny_tsv(tatoeba_tsv_of) -> Path:
     """600 short Tatoeba pairs in the tutorial's setting, as a TSV."""
-    pairs = [p for p in read_tatoeba().pairs if has_english_prefix(p[0]) and len(p[0].split()) <= 6][:600]
-    path = tmp_path_factory.mktemp("corpus") / "tiny.tsv"
-    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
-    return path
+    return tatoeba_tsv_of(600)
 
 
 def tiny_overrides(tsv: Path, epochs: int = 2) -> list[str]:
