@@ -50,8 +50,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from attnlab.training.run import default_run_dir, resume, train
 
     if args.resume:
-        if args.config or args.set or args.run_dir:
-            raise ConfigError("--resume continues a run with its own config; give no CONFIG, --set or --run-dir")
+        if args.config or args.set or args.run_dir or args.data_cache:
+            raise ConfigError("--resume continues a run with its own config; give no CONFIG, --set, --run-dir or "
+                              "--data-cache")
         run_dir = args.resume
         start = lambda: resume(run_dir)  # noqa: E731
     else:
@@ -59,7 +60,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("give a CONFIG file (e.g. configs/quickstart.yaml) or --resume RUN_DIR")
         cfg = load_config(args.config, args.set)
         run_dir = args.run_dir or default_run_dir(args.config)
-        start = lambda: train(cfg, run_dir)  # noqa: E731
+        if args.data_cache:
+            from attnlab.data.cache import cached_prepare
+
+            data = cached_prepare(cfg.data, args.data_cache)
+        else:
+            data = None
+        start = lambda: train(cfg, run_dir, data=data)  # noqa: E731
     try:
         run, summary = start()
     except (KeyboardInterrupt, SystemExit) as stop:
@@ -150,6 +157,9 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
                        help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     train.add_argument("--run-dir", help="where to write the run (default runs/<config>-<time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--data-cache", metavar="DIR",
+                       help="reuse the data prepared for this config in DIR, or prepare and store it there "
+                            "(a sweep's prepared/ folder)")
     train.set_defaults(func=cmd_train)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -127,3 +128,31 @@ def test_a_changed_suite_is_refused_not_mixed_in(tatoeba_tsv: Path, tmp_path: Pa
         run_sweep(suite, out, overrides=["train.epochs=1"])
     with pytest.raises(RunError, match="seeds is 0"):
         run_sweep(suite, out, seeds=0)
+
+
+def test_a_sweep_trains_its_variants_with_ddp(tatoeba_tsv: Path, tmp_path: Path) -> None:
+    """Each variant runs as 2 DDP processes on the CPU (gloo), without the launcher re-running the sweep."""
+    suite, out = tmp_path / "tiny.yaml", tmp_path / "sweep"
+    suite.write_text(SUITE.format(tsv=tatoeba_tsv), encoding="utf-8")
+    ddp = ["--set", "train.accelerator=cpu", "--set", "train.devices=2", "--set", "train.strategy=ddp",
+           "--set", "train.epochs=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "attnlab", "sweep", str(suite), "--out", str(out), *ddp],
+                            capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[1/2] plain: trained" in result.stdout and "[2/2] dot: trained" in result.stdout
+    assert result.stderr.count("distributed_backend=gloo") == 2  # one DDP group per variant
+    for variant in ("plain", "dot"):
+        assert sorted(p.name for p in (out / variant / "checkpoints").iterdir()) == ["best.ckpt", "init.pt",
+                                                                                    "last.ckpt"]
+        assert validation_epochs(out / variant) == [0]  # one process logs: each validation once
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert [v["variant"] for v in report["variants"]] == ["plain", "dot"]
+
+
+def test_a_multi_node_sweep_is_refused_before_training(tatoeba_tsv: Path, tmp_path: Path) -> None:
+    suite, out = tmp_path / "tiny.yaml", tmp_path / "sweep"
+    suite.write_text(SUITE.format(tsv=tatoeba_tsv), encoding="utf-8")
+    with pytest.raises(RunError, match=r"variant 'plain' has train.num_nodes: 2; a sweep runs on one machine"):
+        run_sweep(suite, out, overrides=["train.num_nodes=2"])
+    assert not out.exists()

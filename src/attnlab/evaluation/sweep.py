@@ -7,11 +7,19 @@ full config (same epochs for all, as the suite sets them) on data prepared once 
     <variant>/                 the run of the first seed (train.seed as the suite sets it)
     <variant>-seed<S>/         further seeds, S = that seed + k for k = 1 .. seeds-1
     prepared/                  the shared prepared data
+    configs/                   the configs of runs trained on several devices (see below)
     report/                    the comparison (see :func:`attnlab.evaluation.compare.compare_runs`)
 
-Each run trains in a fresh process (``multiprocessing`` spawn), so its peak memory and speed are
-its own and not the high-water mark of the runs before it; the process reads the shared data from
-``prepared/``. Running the same command again picks up where it stopped: a finished run (``summary.json``, not
+Each run trains in a fresh process, so its peak memory and speed are its own and not the
+high-water mark of the runs before it; the process reads the shared data from ``prepared/``. A run
+on one device is a ``multiprocessing`` spawn; a run on several devices (``train.devices`` other than
+1: DDP) is an ``attnlab train`` command, because Lightning's DDP launcher starts its other processes by
+re-running the command that started training (the sweep itself would otherwise be re-run). Its
+config is written to ``configs/<run>.yaml`` first. Sweeps run on one machine: for
+``train.num_nodes`` > 1, train each variant with ``attnlab train`` under the cluster's launcher and
+compare the runs with ``attnlab compare``.
+
+Running the same command again picks up where it stopped: a finished run (``summary.json``, not
 interrupted) is left alone; an interrupted one (``checkpoints/last.ckpt`` but no finished summary)
 is resumed, ending as if never interrupted; one that never reached its first checkpoint is deleted
 and trained again. A run folder whose config differs from the suite's is refused rather than mixed
@@ -22,12 +30,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from attnlab.config import Config, load_config
+from attnlab.config import Config, load_config, save_config
 from attnlab.data.cache import cached_prepare, data_key
 from attnlab.evaluation.compare import compare_runs
 from attnlab.evaluation.run_results import ensure_evaluated, flat_config
@@ -89,6 +100,11 @@ def run_sweep(
     suite = load_suite(suite_path, overrides)
     out = Path(out_dir) if out_dir is not None else Path("runs") / "sweeps" / suite.name
     plan = plan_sweep(suite, out, seeds)
+    for planned in plan:
+        if planned.config.train.num_nodes != 1:
+            raise RunError(f"variant '{planned.variant}' has train.num_nodes: {planned.config.train.num_nodes}; a "
+                           "sweep runs on one machine. Train each variant with 'attnlab train' under your cluster's "
+                           "launcher and compare the runs with 'attnlab compare'")
     prepared: set[str] = set()  # data keys already in out/prepared/ in this session
     for number, planned in enumerate(plan, start=1):
         say(f"[{number}/{len(plan)}] {planned.run_dir.name}: {_train_one(planned, out, prepared)}")
@@ -121,21 +137,54 @@ def _train_one(planned: PlannedRun, out: Path, prepared: set[str]) -> str:
     return f"{action}; best val/bleu {summary.get('best', {}).get('val/bleu', float('nan')):.2f}"
 
 
+def _several_devices(config: Config) -> bool:
+    return str(config.train.devices) != "1"
+
+
 def _train_in_fresh_process(planned: PlannedRun, prepared_dir: Path, resume_run: bool) -> dict:
-    """Train (or resume) ``planned`` in a spawned process and return the summary it wrote."""
+    """Train (or resume) ``planned`` in a process of its own and return the summary it wrote."""
+    start = _start_command if str(planned.config.train.devices) != "1" else _start_spawned
+    wait = start(planned, prepared_dir, resume_run)
+    try:
+        exit_code = wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches both; Lightning in the child stops and writes its summary
+        wait()
+        raise
+    summary = planned.run_dir / "summary.json"
+    if exit_code == 130:  # how 'attnlab train' says it was interrupted
+        raise KeyboardInterrupt(f"{planned.run_dir} was interrupted; run the same sweep again to resume it")
+    if exit_code != 0 or not summary.is_file():
+        raise RunError(f"training {planned.run_dir} failed (exit code {exit_code}); see the messages above. "
+                       "Run the same sweep again to resume or restart it")
+    return json.loads(summary.read_text(encoding="utf-8"))
+
+
+def _start_spawned(planned: PlannedRun, prepared_dir: Path, resume_run: bool) -> Callable[[], int | None]:
+    """Start training ``planned`` in a spawned process; returns a function that waits for its exit code."""
     process = multiprocessing.get_context("spawn").Process(
         target=_train_process, args=(planned.config, planned.run_dir, prepared_dir, resume_run))
     process.start()
-    try:
+
+    def wait() -> int | None:
         process.join()
-    except KeyboardInterrupt:  # Ctrl-C reaches both; Lightning in the child stops and writes its summary
-        process.join()
-        raise
-    summary = planned.run_dir / "summary.json"
-    if process.exitcode != 0 or not summary.is_file():
-        raise RunError(f"training {planned.run_dir} failed (exit code {process.exitcode}); see the messages above. "
-                       "Run the same sweep again to resume or restart it")
-    return json.loads(summary.read_text(encoding="utf-8"))
+        return process.exitcode
+
+    return wait
+
+
+def _start_command(planned: PlannedRun, prepared_dir: Path, resume_run: bool) -> Callable[[], int | None]:
+    """Start ``attnlab train`` for ``planned`` (Lightning's DDP launcher re-runs this very command); returns
+    a function that waits for its exit code."""
+    command = [sys.executable, "-m", "attnlab", "train"]
+    if resume_run:
+        command += ["--resume", str(planned.run_dir)]
+    else:
+        config_file = prepared_dir.parent / "configs" / f"{planned.run_dir.name}.yaml"
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        save_config(planned.config, config_file)
+        command += [str(config_file), "--run-dir", str(planned.run_dir), "--data-cache", str(prepared_dir)]
+    env = {key: value for key, value in os.environ.items() if key != "ATTNLAB_RUN_DIR"}
+    return subprocess.Popen(command, env=env).wait
 
 
 def _train_process(config: Config, run_dir: Path, prepared_dir: Path, resume_run: bool) -> None:
