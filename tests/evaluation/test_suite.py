@@ -38,7 +38,7 @@ def test_every_variant_loads_and_builds(path: Path) -> None:
         assert sum(p.numel() for p in model.parameters()) > 0
         c = variant.config
         budgets.add((c.train.epochs, c.train.batch_tokens, c.data.corpus, c.data.prefixes, c.data.max_len))
-    assert budgets == {(10, 2048, "tatoeba", True, 10)}  # one shared budget and data setting
+    assert budgets == {(10, 1024, "tatoeba", True, 10)}  # one shared budget and data setting
     assert suite.baseline in suite.variants
 
 
