@@ -138,12 +138,13 @@ def _train_one(planned: PlannedRun, out: Path, prepared: set[str]) -> str:
 
 
 def _several_devices(config: Config) -> bool:
+    """True when Lightning may start several processes for this run (``devices`` other than 1, e.g. 2 or auto)."""
     return str(config.train.devices) != "1"
 
 
 def _train_in_fresh_process(planned: PlannedRun, prepared_dir: Path, resume_run: bool) -> dict:
     """Train (or resume) ``planned`` in a process of its own and return the summary it wrote."""
-    start = _start_command if str(planned.config.train.devices) != "1" else _start_spawned
+    start = _start_command if _several_devices(planned.config) else _start_spawned
     wait = start(planned, prepared_dir, resume_run)
     try:
         exit_code = wait()
