@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from attnlab.config import DataConfig, ModelConfig
-from attnlab.data import PAD_ID, Batch, collate, make_batches, prepare_data
+from attnlab.data.batching import Batch, collate, make_batches
+from attnlab.data.prepare import prepare_data
+from attnlab.data.vocab import PAD_ID
 from attnlab.models.build import build_model
 from attnlab.models.rnn_seq2seq import RNNSeq2Seq
 

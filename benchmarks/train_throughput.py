@@ -23,8 +23,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from attnlab.config import load_config
-from attnlab.data import collate, make_batches, prepare_data
-from attnlab.data.batching import padding_share
+from attnlab.data.batching import collate, make_batches, padding_share
+from attnlab.data.prepare import prepare_data
 from attnlab.models.build import build_model
 from attnlab.training.losses import sequence_loss
 from attnlab.training.optim import build_optimizer

@@ -27,9 +27,12 @@ def test_cached_data_equals_prepared_data(tmp_path: Path, monkeypatch: pytest.Mo
     cfg = data_config(tsv, *extra)
     fresh = prepare_data(cfg)
     cached_prepare(cfg, tmp_path / "prepared")
-    monkeypatch.setattr(cache, "prepare_data", lambda cfg: pytest.fail("prepared again despite the cache"))
+    monkeypatch.setattr(cache, "prepare_data", lambda *a, **k: pytest.fail("prepared again despite the cache"))
     loaded = cached_prepare(cfg, tmp_path / "prepared")
-    assert loaded.texts == fresh.texts and loaded.encoded == fresh.encoded and loaded.report == fresh.report
+    assert dict(loaded.texts) == dict(fresh.texts) and loaded.report == fresh.report
+    for split in fresh.encoded:
+        assert [(s.tolist(), t.tolist()) for s, t in loaded.encoded[split]] == \
+            [(s.tolist(), t.tolist()) for s, t in fresh.encoded[split]]
     assert loaded.src_vocab.itos == fresh.src_vocab.itos and loaded.tgt_vocab.itos == fresh.tgt_vocab.itos
     assert loaded.shared_vocab == fresh.shared_vocab
     sentence = "i am number 7 ."

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from attnlab.config import DataConfig
-from attnlab.data.prepare import load_prepared, prepare_data, split_of
+from attnlab.data.prepare import prepare_data, split_of
+from attnlab.data.store import load_run_tokenizers
 from attnlab.data.tokenizers import train_sentencepiece
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 
@@ -63,7 +64,7 @@ def test_duplicates_removed(tmp_path: Path) -> None:
 def test_encoded_ids_match_vocab(tutorial_data) -> None:
     vocab = tutorial_data.src_vocab
     (src_text, _), (src_ids, _) = tutorial_data.texts["val"][0], tutorial_data.encoded["val"][0]
-    assert vocab.decode(src_ids) == [t if t in vocab else "<unk>" for t in src_text.split()]
+    assert vocab.decode(src_ids.tolist()) == [t if t in vocab else "<unk>" for t in src_text.split()]
 
 
 def test_vocabulary_specials_and_save_load(tmp_path: Path) -> None:
@@ -95,7 +96,7 @@ def test_sentencepiece_joint_vocab_and_run_files(tmp_path: Path, multi30k_dir: P
     assert data.shared_vocab and data.src_vocab is data.tgt_vocab
     assert data.report.split_pairs == {"train": 3000, "val": 1014, "test": 1000}
     data.save(tmp_path)
-    src_tok, tgt_tok, src_vocab, tgt_vocab, normalize = load_prepared(tmp_path)
+    src_tok, tgt_tok, src_vocab, tgt_vocab, normalize = load_run_tokenizers(tmp_path)
     assert normalize == "none" and src_vocab is tgt_vocab and src_vocab.itos == data.src_vocab.itos
     text = data.texts["test"][0][1]
     assert tgt_tok.decode(tgt_vocab.decode(tgt_vocab.encode(tgt_tok.encode(text)))) == text

@@ -14,7 +14,7 @@ import torch
 
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID
 
-__all__ = ["Batch", "collate", "make_batches", "batch_cost", "padding_share"]
+__all__ = ["Batch", "Batches", "collate", "make_batches", "batch_cost", "padding_share", "pair_lengths"]
 
 Pair = tuple[Sequence[int], Sequence[int]]
 
@@ -60,25 +60,63 @@ class Batch:
 def collate(pairs: Sequence[Pair], indices: Sequence[int]) -> Batch:
     """Pad the pairs at ``indices`` into a :class:`Batch`; each target gets ``<bos>``/``<eos>``."""
     chosen = [pairs[i] for i in indices]
-    src_len = torch.tensor([len(s) for s, _ in chosen])
-    tgt_len = torch.tensor([len(t) + 1 for _, t in chosen])
+    src_len = np.array([len(s) for s, _ in chosen], dtype=np.int64)
+    tgt_len = np.array([len(t) + 1 for _, t in chosen], dtype=np.int64)
     n = len(chosen)
-    src = torch.full((n, max(1, int(src_len.max()))), PAD_ID, dtype=torch.long)
-    tgt_in = torch.full((n, int(tgt_len.max())), PAD_ID, dtype=torch.long)
-    tgt_out = torch.full_like(tgt_in, PAD_ID)
+    src = np.full((n, max(1, int(src_len.max()))), PAD_ID, dtype=np.int64)
+    tgt_in = np.full((n, int(tgt_len.max())), PAD_ID, dtype=np.int64)
+    tgt_out = np.full_like(tgt_in, PAD_ID)
     for row, (s, t) in enumerate(chosen):
-        src[row, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        src[row, : len(s)] = s
         tgt_in[row, 0] = BOS_ID
-        tgt_in[row, 1 : len(t) + 1] = torch.as_tensor(t, dtype=torch.long)
-        tgt_out[row, : len(t)] = torch.as_tensor(t, dtype=torch.long)
+        tgt_in[row, 1 : len(t) + 1] = t
+        tgt_out[row, : len(t)] = t
         tgt_out[row, len(t)] = EOS_ID
-    return Batch(src, src_len, tgt_in, tgt_out, tgt_len, torch.as_tensor(list(indices), dtype=torch.long))
+    tensors = (torch.from_numpy(a) for a in (src, src_len, tgt_in, tgt_out, tgt_len))
+    return Batch(*tensors, torch.as_tensor(list(indices), dtype=torch.long))
 
 
 def batch_cost(pairs: Sequence[Pair], indices: Sequence[int]) -> int:
     """Padded positions of the larger side: rows x longest source or target (+1 for ``<eos>``)."""
     longest = max(max(len(pairs[i][0]), len(pairs[i][1]) + 1) for i in indices)
     return len(indices) * longest
+
+
+def pair_lengths(pairs: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """Source and target lengths, (N,) each: read from the offsets of an :class:`EncodedSplit` (no ids are read),
+    or counted for a list of pairs."""
+    if hasattr(pairs, "src_lengths"):
+        return np.asarray(pairs.src_lengths), np.asarray(pairs.tgt_lengths)
+    src = np.fromiter((len(s) for s, _ in pairs), dtype=np.int64, count=len(pairs))
+    tgt = np.fromiter((len(t) for _, t in pairs), dtype=np.int64, count=len(pairs))
+    return src, tgt
+
+
+class Batches(Sequence[list[int]]):
+    """A list of batches stored compactly: ``order`` (all pair indices, batch after batch) and each batch's
+    ``[start, end)`` in it. ``batches[i]`` is a list of pair indices; memory is 8 bytes per pair."""
+
+    def __init__(self, order: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        self.order, self.starts, self.ends = order, starts, ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int | slice) -> list[int] | Batches:  # type: ignore[override]
+        if isinstance(index, slice):
+            return self.take(np.arange(len(self))[index])
+        return self.order[self.starts[index]:self.ends[index]].tolist()
+
+    def take(self, rows: np.ndarray) -> Batches:
+        """The batches at ``rows``, in that order (repeats allowed)."""
+        return Batches(self.order, self.starts[rows], self.ends[rows])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or len(other) != len(self):
+            return False
+        return all(list(a) == list(b) for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def make_batches(
@@ -88,47 +126,54 @@ def make_batches(
     shuffle: bool = True,
     seed: int = 0,
     epoch: int = 0,
-) -> list[list[int]]:
+) -> Batches:
     """Group pair indices into batches of similar length.
 
     With ``batch_tokens`` a batch holds as many pairs as fit in the budget of padded positions
     (:func:`batch_cost`); a single pair longer than the budget gets a batch of its own. With
     ``batch_size`` it holds that many pairs. Pairs are sorted by (target, source) length with random
     tie-breaking, cut into batches, and the batch order is shuffled: all from ``(seed, epoch)``.
+    Only the lengths are read, so a memory-mapped corpus stays on disk.
     """
     if (batch_tokens is None) == (batch_size is None):
         raise ValueError("give exactly one of batch_tokens and batch_size")
-    if not pairs:
-        return []
+    src_lens, tgt_lens = pair_lengths(pairs)
+    n = len(src_lens)
+    if n == 0:
+        return Batches(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
     rng = np.random.default_rng([seed, epoch])
-    tie_break = rng.permutation(len(pairs)) if shuffle else np.arange(len(pairs))
-    tgt_lens = np.fromiter((len(t) for _, t in pairs), dtype=np.int64, count=len(pairs))
-    src_lens = np.fromiter((len(s) for s, _ in pairs), dtype=np.int64, count=len(pairs))
+    tie_break = rng.permutation(n) if shuffle else np.arange(n)
     order = np.lexsort((tie_break, src_lens, tgt_lens))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for index in order.tolist():
-        size = max(int(src_lens[index]), int(tgt_lens[index]) + 1)
-        grown = max(longest, size)
-        full = (len(current) >= batch_size) if batch_size else (grown * (len(current) + 1) > batch_tokens)
-        if current and full:
-            batches.append(current)
-            current, grown = [], size
-        current.append(index)
-        longest = grown
-    batches.append(current)
+    sizes = np.maximum(src_lens, tgt_lens + 1)[order]
+    starts = np.asarray(_batch_starts(sizes, batch_tokens, batch_size), dtype=np.int64)
+    ends = np.append(starts[1:], n)
     if shuffle:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
+        perm = rng.permutation(len(starts))
+        starts, ends = starts[perm], ends[perm]
+    return Batches(order, starts, ends)
+
+
+def _batch_starts(sizes: np.ndarray, batch_tokens: int | None, batch_size: int | None) -> list[int]:
+    """Where each batch starts in the sorted order: greedy, a new batch when the next pair would not fit."""
+    starts, count, longest = [0], 0, 0
+    for first in range(0, len(sizes), 1 << 20):  # a million at a time: Python ints for a chunk only
+        for position, size in enumerate(sizes[first:first + (1 << 20)].tolist(), start=first):
+            grown = max(longest, size)
+            full = (count >= batch_size) if batch_size else (grown * (count + 1) > batch_tokens)
+            if count and full:
+                starts.append(position)
+                count, grown = 0, size
+            count += 1
+            longest = grown
+    return starts
 
 
 def padding_share(pairs: Sequence[Pair], batches: Sequence[Sequence[int]]) -> float:
     """Share of padded positions over both sides, across ``batches``."""
+    src_lens, tgt_lens = pair_lengths(pairs)
     padded = real = 0
     for indices in batches:
-        src = [len(pairs[i][0]) for i in indices]
-        tgt = [len(pairs[i][1]) + 1 for i in indices]
-        padded += len(indices) * (max(src) + max(tgt))
-        real += sum(src) + sum(tgt)
+        src, tgt = src_lens[indices], tgt_lens[indices] + 1
+        padded += len(indices) * (int(src.max()) + int(tgt.max()))
+        real += int(src.sum()) + int(tgt.sum())
     return 1.0 - real / padded if padded else 0.0

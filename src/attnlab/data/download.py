@@ -63,6 +63,9 @@ def find_multi30k_file(split: str, lang: str, data_dir: str | Path | None = None
     """Path of ``<split>.<lang>(.gz)``: a local copy if there is one, else a verified download."""
     if split not in MULTI30K_SPLITS:
         raise DataError(f"Multi30k has no split {split!r}; choose one of {', '.join(MULTI30K_SPLITS)}")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"data directory {data_dir} (--data-dir / data.data_dir) "
+                        f"{'is a file' if Path(data_dir).exists() else 'does not exist'}")
     searched = []
     for directory in (data_dir, os.environ.get("ATTNLAB_DATA"), cache_dir() / "multi30k"):
         if not directory:

@@ -8,6 +8,7 @@ runs of inner white space are folded) and leaves the rest to the tokenizer.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -20,9 +21,17 @@ _NON_LETTERS = re.compile(r"[^a-zA-Z.!?]+")
 _SPACES = re.compile(r"\s+")
 
 
+@functools.cache
+def _combining_marks() -> dict[int, None]:
+    """A ``str.translate`` table deleting every combining mark (category Mn); built once per process."""
+    return dict.fromkeys(cp for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Mn")
+
+
 def unicode_to_ascii(text: str) -> str:
     """Drop combining marks after NFD decomposition: 'Ça été' -> 'Ca ete'."""
-    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+    if text.isascii():  # nothing to decompose: most English text
+        return text
+    return unicodedata.normalize("NFD", text).translate(_combining_marks())
 
 
 def normalize_tutorial(text: str) -> str:

@@ -1,91 +1,63 @@
-"""From a ``data:`` config to encoded splits: read -> normalise -> filter -> split -> tokenise -> vocab.
+"""From a ``data:`` config to a prepared-data folder (:mod:`attnlab.data.store`), streaming.
 
-``prepare_data(cfg.data)`` returns a :class:`PreparedData`; ``save`` writes what a run needs to turn
-raw text into ids again (vocabularies, SentencePiece models, the data report) and ``load_prepared``
-reads it back without touching the corpus.
+Stages, each reading the previous one's files, so that memory does not grow with the corpus:
+
+1. **text**: stream the corpus; normalise, apply the prefix, empty and length filters; assign each pair
+   to its split (by a seeded hash of its source sentence, or by file for Multi30k); append it to
+   ``SPLIT.partial`` together with a 64-bit hash of the pair.
+2. **dedup**: keep the first occurrence of every pair hash (a sort of 8-byte integers, not a set of
+   strings), and the first ``max_train_pairs`` training pairs; write ``SPLIT.txt``.
+3. **vocab**: tokenizers and vocabularies from the training text; SentencePiece on an evenly spaced
+   sample of at most ``SPM_SAMPLE`` sentences (all of them for corpora below that).
+4. **encode**: every split into memory-mapped id arrays, chunk by chunk.
+
+Chunks are cleaned and encoded in worker processes when a corpus has more than a few chunks. The
+result is the same whatever the chunking and the number of workers: pairs keep their corpus order.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field, replace
+import multiprocessing
+import os
+import shutil
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, replace
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from attnlab.data.corpora import RawCorpus, read_multi30k, read_parallel_files, read_tatoeba, read_tsv
+import numpy as np
+
+from attnlab.data.corpora import RawCorpus, iter_pairs
 from attnlab.data.errors import DataError
 from attnlab.data.normalize import get_normalizer, has_english_prefix
-from attnlab.data.tokenizers import SentencePieceTokenizer, WordTokenizer, load_tokenizer, train_sentencepiece
+from attnlab.data.store import (
+    SPLITS,
+    DataReport,
+    PreparedData,
+    SplitWriter,
+    TextPair,
+    Tokenizer,
+    open_prepared,
+    read_text_lines,
+    write_index,
+)
+from attnlab.data.tokenizers import SentencePieceTokenizer, WordTokenizer, train_sentencepiece
 from attnlab.data.vocab import Vocabulary
 
 if TYPE_CHECKING:
     from attnlab.config import DataConfig
 
-__all__ = ["PreparedData", "DataReport", "prepare_data", "load_prepared", "split_of", "read_splits"]
+__all__ = ["prepare_data", "prepare_texts", "read_splits", "split_of", "CHUNK", "SPM_SAMPLE"]
 
-Tokenizer = WordTokenizer | SentencePieceTokenizer
-TextPair = tuple[str, str]
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class DataReport:
-    """Where every line went, for ``attnlab data stats``."""
-
-    source: str = ""
-    lines: int = 0
-    empty_skipped: int = 0
-    pairs_read: int = 0
-    removed_prefix: int = 0
-    removed_length: int = 0
-    removed_duplicates: int = 0
-    split_pairs: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class PreparedData:
-    """Normalised text and encoded ids per split, with the tokenizers and vocabularies that made them."""
-
-    texts: dict[str, list[TextPair]]
-    encoded: dict[str, list[tuple[list[int], list[int]]]]
-    src_tokenizer: Tokenizer
-    tgt_tokenizer: Tokenizer
-    src_vocab: Vocabulary
-    tgt_vocab: Vocabulary
-    report: DataReport
-    normalize: str = "tutorial"
-
-    @property
-    def shared_vocab(self) -> bool:
-        return self.src_vocab is self.tgt_vocab
-
-    def save(self, directory: str | Path) -> None:
-        """Write vocabularies, tokenizer models and the report into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.src_vocab.save(directory / "src_vocab.json")
-        self.tgt_vocab.save(directory / "tgt_vocab.json")
-        for side, tokenizer in (("src", self.src_tokenizer), ("tgt", self.tgt_tokenizer)):
-            tokenizer.save(directory / f"spm_{side}.model")
-        meta = {"tokenizer": self.src_tokenizer.kind, "shared_vocab": self.shared_vocab,
-                "normalize": self.normalize, "report": asdict(self.report)}
-        (directory / "data.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-
-
-def load_prepared(directory: str | Path) -> tuple[Tokenizer, Tokenizer, Vocabulary, Vocabulary, str]:
-    """Read back ``(src_tokenizer, tgt_tokenizer, src_vocab, tgt_vocab, normalize)`` saved by a run."""
-    directory = Path(directory)
-    meta_path = directory / "data.json"
-    if not meta_path.is_file():
-        raise DataError(f"{directory} holds no prepared data (missing data.json)")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    kind = meta["tokenizer"]
-    src_tok = load_tokenizer(kind, directory / "spm_src.model" if kind == "sentencepiece" else None)
-    tgt_tok = load_tokenizer(kind, directory / "spm_tgt.model" if kind == "sentencepiece" else None)
-    src_vocab = Vocabulary.load(directory / "src_vocab.json")
-    tgt_vocab = src_vocab if meta["shared_vocab"] else Vocabulary.load(directory / "tgt_vocab.json")
-    return src_tok, tgt_tok, src_vocab, tgt_vocab, meta["normalize"]
+CHUNK = 50_000  # pairs per chunk of work
+SPM_SAMPLE = 1_000_000  # sentences SentencePiece is trained on at most
+_PARALLEL_FROM = 4 * CHUNK  # corpora with more pairs than this are cleaned and encoded by worker processes
+Progress = Callable[[str], None]
 
 
 def split_of(source: str, seed: int, val_ratio: float, test_ratio: float) -> str:
@@ -97,104 +69,290 @@ def split_of(source: str, seed: int, val_ratio: float, test_ratio: float) -> str
     return "val" if u < test_ratio + val_ratio else "train"
 
 
-def _clean(pairs: list[TextPair], cfg: DataConfig, report: DataReport) -> list[TextPair]:
-    """Normalise, then apply the prefix, length and duplicate filters, counting what each removes."""
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+# ---------------------------------------------------------------------------------------- stage 1
+def _clean_chunk(args: tuple[DataConfig, str | None, list[TextPair]]) -> tuple[list[tuple[str, str, str]], list[int]]:
+    """Normalise and filter one chunk. Returns kept ``(split, src, tgt)`` and the removed counts
+    ``[prefix, empty, length]``. ``fixed_split`` is the split of every pair (Multi30k) or None (by hash)."""
+    cfg, fixed_split, pairs = args
     normalize = get_normalizer(cfg.normalize)
+    english = 0 if cfg.src_lang == "en" else 1
+    kept, removed = [], [0, 0, 0]
+    for raw in pairs:
+        english_text = normalize(raw[english]) if cfg.prefixes else ""
+        if cfg.prefixes and not has_english_prefix(english_text):
+            removed[0] += 1
+            continue
+        if cfg.prefixes:
+            src, tgt = (english_text, normalize(raw[1])) if english == 0 else (normalize(raw[0]), english_text)
+        else:
+            src, tgt = normalize(raw[0]), normalize(raw[1])
+        if not src or not tgt:
+            removed[1] += 1
+            continue
+        if cfg.max_len is not None and max(len(src.split()), len(tgt.split())) > cfg.max_len:
+            removed[2] += 1
+            continue
+        split = fixed_split or split_of(src, cfg.split_seed, cfg.val_ratio, cfg.test_ratio)
+        kept.append((split, src, tgt))
+    return kept, removed
+
+
+class _TextStage:
+    """Stage 1's output: per split, the partial text file and the pair and source hashes."""
+
+    def __init__(self, folder: Path, splits: Iterable[str]):
+        self.files = {s: open(folder / f"{s}.partial", "w", encoding="utf-8", newline="\n") for s in splits}  # noqa: SIM115
+        self.pair_hashes = {s: array("q") for s in self.files}
+        self.source_hashes = {s: array("q") for s in self.files}
+
+    def add(self, kept: list[tuple[str, str, str]]) -> None:
+        lines: dict[str, list[str]] = {s: [] for s in self.files}
+        for split, src, tgt in kept:
+            lines[split].append(f"{src}\t{tgt}\n")
+            self.pair_hashes[split].append(_hash64(f"{src}\t{tgt}"))
+            self.source_hashes[split].append(_hash64(src))
+        for split, text in lines.items():
+            self.files[split].write("".join(text))
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+
+def _chunks(pairs: Iterator[TextPair], size: int = CHUNK) -> Iterator[list[TextPair]]:
+    while chunk := list(islice(pairs, size)):
+        yield chunk
+
+
+def _stage_text(cfg: DataConfig, folder: Path, report: DataReport, workers: int) -> _TextStage:
     english = 0 if cfg.src_lang == "en" else 1 if cfg.tgt_lang == "en" else None
     if cfg.prefixes and english is None:
         raise DataError("data.prefixes filters English sentences, but neither side of this direction is 'en'")
-    kept, seen = [], set()
-    for raw in pairs:
-        if cfg.prefixes and not has_english_prefix(normalize(raw[english])):
-            report.removed_prefix += 1
-            continue
-        pair = (normalize(raw[0]), normalize(raw[1]))
-        if not pair[0] or not pair[1]:
-            report.empty_skipped += 1
-            continue
-        if cfg.max_len is not None and max(len(pair[0].split()), len(pair[1].split())) > cfg.max_len:
-            report.removed_length += 1
-            continue
-        if cfg.dedup:
-            if pair in seen:
-                report.removed_duplicates += 1
-                continue
-            seen.add(pair)
-        kept.append(pair)
-    return kept
+    stage = _TextStage(folder, SPLITS)
+    try:
+        for split, pairs, counts in _sources(cfg):
+            # Multi30k's evaluation sets stay whole: filtering them would change the benchmark.
+            split_cfg = cfg if split in (None, "train") else replace(cfg, max_len=None, prefixes=False)
+            work = ((split_cfg, split, chunk) for chunk in _chunks(pairs))
+            for kept, removed in _parallel_map(_clean_chunk, work, workers):
+                stage.add(kept)
+                report.removed_prefix += removed[0]
+                report.empty_skipped += removed[1]
+                report.removed_length += removed[2]
+            report.source = f"{report.source} + {counts.source}" if report.source else counts.source
+            report.lines += counts.lines
+            report.empty_skipped += counts.empty_skipped
+            report.pairs_read += counts.lines - counts.empty_skipped
+    finally:
+        stage.close()
+    return stage
 
 
-def _account(report: DataReport, raw: RawCorpus) -> None:
-    report.source = f"{report.source} + {raw.source}" if report.source else raw.source
-    report.lines += raw.lines
-    report.empty_skipped += raw.empty_skipped
-    report.pairs_read += len(raw.pairs)
+def _sources(cfg: DataConfig) -> Iterator[tuple[str | None, Iterator[TextPair], RawCorpus]]:
+    """``(fixed split or None, pair stream, its counts)`` per corpus file set."""
+    if cfg.corpus == "multi30k":
+        for split, name in (("train", cfg.train_split), ("val", cfg.val_split), ("test", cfg.test_split)):
+            counts = RawCorpus()
+            yield split, iter_pairs("multi30k", counts, src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang, split=name,
+                                    data_dir=cfg.data_dir), counts
+        return
+    counts = RawCorpus()
+    yield None, iter_pairs(cfg.corpus, counts, src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang, path=cfg.path,
+                           src_file=cfg.src_file, tgt_file=cfg.tgt_file), counts
+
+
+# ---------------------------------------------------------------------------------------- stage 2
+def _first_occurrences(hashes: array) -> np.ndarray:
+    """Boolean mask of the first occurrence of every hash, in the original order."""
+    values = np.frombuffer(hashes, dtype=np.int64) if len(hashes) else np.empty(0, dtype=np.int64)
+    _, first = np.unique(values, return_index=True)
+    keep = np.zeros(len(values), dtype=bool)
+    keep[first] = True
+    return keep
+
+
+def _stage_dedup(cfg: DataConfig, folder: Path, stage: _TextStage, report: DataReport) -> None:
+    for split in SPLITS:
+        dedup = cfg.dedup and (cfg.corpus != "multi30k" or split == "train")
+        keep = _first_occurrences(stage.pair_hashes[split]) if dedup else np.ones(len(stage.pair_hashes[split]), bool)
+        report.removed_duplicates += int((~keep).sum())
+        if split == "train" and cfg.max_train_pairs is not None:
+            keep[np.flatnonzero(keep)[cfg.max_train_pairs:]] = False
+        sources = np.frombuffer(stage.source_hashes[split], dtype=np.int64) if keep.size else np.empty(0, np.int64)
+        report.split_pairs[split] = int(keep.sum())
+        report.split_sources[split] = int(np.unique(sources[keep]).size)
+        partial = folder / f"{split}.partial"
+        with open(folder / f"{split}.txt", "w", encoding="utf-8", newline="\n") as out:
+            for line, kept in zip(read_text_lines(partial), keep.tolist(), strict=True):
+                if kept:
+                    out.write(line + "\n")
+        partial.unlink()
+    if not report.split_pairs["train"]:
+        raise DataError(_nothing_left(report))
+
+
+def _nothing_left(report: DataReport) -> str:
+    if report.pairs_read == 0:
+        return f"{report.source} holds no sentence pairs ({report.lines:,} lines, all empty)"
+    return (f"no training pairs left from {report.source}: of {report.pairs_read:,} pairs, the prefix filter removed "
+            f"{report.removed_prefix:,}, the length filter {report.removed_length:,}, duplicates "
+            f"{report.removed_duplicates:,}; relax data.max_len or data.prefixes")
+
+
+def prepare_texts(cfg: DataConfig, folder: str | Path, workers: int | None = None) -> DataReport:
+    """Stages 1-2: ``SPLIT.txt`` in ``folder`` for train, val and test; returns the report."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    report = DataReport()
+    stage = _stage_text(cfg, folder, report, _workers(workers))
+    _stage_dedup(cfg, folder, stage, report)
+    return report
 
 
 def read_splits(cfg: DataConfig) -> tuple[dict[str, list[TextPair]], DataReport]:
-    """Normalised, filtered text pairs for train/val/test, as ``cfg`` describes them."""
-    report = DataReport()
-    if cfg.corpus == "multi30k":
-        splits = {}
-        names = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
-        for split, name in names.items():
-            raw = read_multi30k(name, cfg.src_lang, cfg.tgt_lang, cfg.data_dir)
-            _account(report, raw)
-            # Evaluation sets stay whole: filtering them would change the benchmark.
-            split_cfg = cfg if split == "train" else _unfiltered(cfg)
-            splits[split] = _clean(raw.pairs, split_cfg, report)
-    else:
-        if cfg.corpus == "tatoeba":
-            raw = read_tatoeba(cfg.path, cfg.src_lang, cfg.tgt_lang)
-        elif cfg.tgt_file:
-            raw = read_parallel_files(cfg.src_file, cfg.tgt_file)
-        else:
-            raw = read_tsv(cfg.src_file)
-        _account(report, raw)
-        splits = {name: [] for name in SPLITS}
-        for pair in _clean(raw.pairs, cfg, report):
-            splits[split_of(pair[0], cfg.split_seed, cfg.val_ratio, cfg.test_ratio)].append(pair)
-    if cfg.max_train_pairs is not None:
-        splits["train"] = splits["train"][: cfg.max_train_pairs]
-    if not splits["train"]:
-        raise DataError(f"no training pairs left from {report.source} after filtering; relax data.max_len "
-                        "or data.prefixes")
-    report.split_pairs = {name: len(pairs) for name, pairs in splits.items()}
-    return splits, report
+    """Normalised, filtered text pairs for train/val/test, as ``cfg`` describes them (for small corpora)."""
+    with tempfile.TemporaryDirectory(prefix="attnlab-text-") as tmp:
+        report = prepare_texts(cfg, tmp)
+        texts = {s: [tuple(line.split("\t", 1)) for line in read_text_lines(Path(tmp) / f"{s}.txt")] for s in SPLITS}
+    return texts, report  # type: ignore[return-value]
 
 
-def _unfiltered(cfg: DataConfig) -> DataConfig:
-    return replace(cfg, max_len=None, prefixes=False, dedup=False)
+# ---------------------------------------------------------------------------------------- stage 3
+def _text_side(path: Path, side: int) -> Iterator[str]:
+    return (line.split("\t", 1)[side] for line in read_text_lines(path))
 
 
-def _make_tokenizers(cfg: DataConfig, train: list[TextPair]) -> tuple[Tokenizer, Tokenizer]:
+def _sample(sentences: Iterable[str], total: int, limit: int) -> Iterator[str]:
+    """All ``sentences`` when there are at most ``limit``; else ``limit`` of them, evenly spaced."""
+    if total <= limit:
+        yield from sentences
+        return
+    step = total / limit
+    picks = iter(int(k * step) for k in range(limit))
+    target = next(picks)
+    for index, sentence in enumerate(sentences):
+        if index == target:
+            yield sentence
+            target = next(picks, -1)
+
+
+def _make_tokenizers(cfg: DataConfig, train_txt: Path, pairs: int) -> tuple[Tokenizer, Tokenizer]:
     if cfg.tokenizer == "word":
         return WordTokenizer(), WordTokenizer()
-    src_text, tgt_text = [s for s, _ in train], [t for _, t in train]
+
+    def train(sides: tuple[int, ...]) -> SentencePieceTokenizer:
+        limit = SPM_SAMPLE // len(sides)
+        text = (s for side in sides for s in _sample(_text_side(train_txt, side), pairs, limit))
+        return train_sentencepiece(text, cfg.vocab_size, cfg.spm_model_type, seed_sentences=SPM_SAMPLE)
+
     if cfg.shared_vocab:
-        joint = train_sentencepiece(src_text + tgt_text, cfg.vocab_size, cfg.spm_model_type)
+        joint = train((0, 1))
         return joint, joint
-    return (train_sentencepiece(src_text, cfg.vocab_size, cfg.spm_model_type),
-            train_sentencepiece(tgt_text, cfg.vocab_size, cfg.spm_model_type))
+    return train((0,)), train((1,))
 
 
-def _make_vocab(cfg: DataConfig, tokenizer: Tokenizer, sentences: list[list[str]]) -> Vocabulary:
+def _count_chunk(args: tuple[Tokenizer, list[str]]) -> Counter:
+    tokenizer, sentences = args
+    return Counter(token for sentence in sentences for token in tokenizer.encode(sentence))
+
+
+def _make_vocab(cfg: DataConfig, tokenizer: Tokenizer, train_txt: Path, sides: tuple[int, ...],
+                workers: int) -> Vocabulary:
     if isinstance(tokenizer, SentencePieceTokenizer):
         return Vocabulary(tokenizer.pieces)
-    return Vocabulary.build(sentences, min_freq=cfg.min_freq, max_size=cfg.max_size)
+    counts: Counter = Counter()
+    for side in sides:
+        work = ((tokenizer, chunk) for chunk in _chunks(_text_side(train_txt, side)))
+        for chunk_counts in _parallel_map(_count_chunk, work, workers):
+            counts.update(chunk_counts)
+    return Vocabulary.from_counts(counts, min_freq=cfg.min_freq, max_size=cfg.max_size)
 
 
-def prepare_data(cfg: DataConfig) -> PreparedData:
-    """Read, clean, split, tokenise and encode the corpus ``cfg`` names."""
-    texts, report = read_splits(cfg)
-    src_tok, tgt_tok = _make_tokenizers(cfg, texts["train"])
-    tokens = {name: ([src_tok.encode(s) for s, _ in pairs], [tgt_tok.encode(t) for _, t in pairs])
-              for name, pairs in texts.items()}
-    src_train, tgt_train = tokens["train"]
+# ---------------------------------------------------------------------------------------- stage 4
+def _encode_chunk(args: tuple[Tokenizer, Tokenizer, Vocabulary, Vocabulary, list[str]]) -> tuple[list, list]:
+    src_tok, tgt_tok, src_vocab, tgt_vocab, lines = args
+    src, tgt = [], []
+    for line in lines:
+        s, t = line.split("\t", 1)
+        src.append(src_vocab.encode(src_tok.encode(s)))
+        tgt.append(tgt_vocab.encode(tgt_tok.encode(t)))
+    return src, tgt
+
+
+def _stage_encode(folder: Path, split: str, tools: tuple, workers: int) -> dict[str, int]:
+    writer = SplitWriter(folder, split)
+    work = ((*tools, chunk) for chunk in _chunks(read_text_lines(folder / f"{split}.txt")))
+    for src, tgt in _parallel_map(_encode_chunk, work, workers):
+        writer.add(src, tgt)
+    return writer.close()
+
+
+# ---------------------------------------------------------------------------------------- running
+def _workers(workers: int | None) -> int:
+    return max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+
+
+def _parallel_map(function: Callable[[Any], Any], work: Iterator[Any], workers: int) -> Iterator[Any]:
+    """``map(function, work)`` in order; in a pool of ``workers`` processes once the work exceeds a few chunks."""
+    head = list(islice(work, _PARALLEL_FROM // CHUNK + 1))
+    if workers == 1 or len(head) <= _PARALLEL_FROM // CHUNK:
+        yield from map(function, head)
+        yield from map(function, work)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(function, (item for source in (head, work) for item in source))
+
+
+def prepare_data(cfg: DataConfig, directory: str | Path | None = None, workers: int | None = None,
+                 progress: Progress | None = None, key: str = "") -> PreparedData:
+    """Prepare the corpus ``cfg`` names into ``directory`` (a temporary folder when None) and open it.
+
+    The folder is built under a temporary name beside ``directory`` and renamed into place when
+    complete, so an interrupted preparation never leaves a half-made folder behind. ``progress``
+    is called with each stage's name as it starts (``text``, ``vocab``, ``encode``) and with ``done``.
+    """
+    say = progress or (lambda _: None)
+    keep = None
+    if directory is None:
+        keep = tempfile.TemporaryDirectory(prefix="attnlab-prepared-")
+        directory = Path(keep.name) / "data"
+    target = Path(directory)
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _build(cfg, staging, _workers(workers), say, key)
+        if target.exists():  # another process finished the same preparation first: keep theirs
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say("done")
+    return open_prepared(target, keep)
+
+
+def _build(cfg: DataConfig, folder: Path, workers: int, say: Progress, key: str) -> None:
+    say("text")
+    report = prepare_texts(cfg, folder, workers)
+    say("vocab")
+    train_txt = folder / "train.txt"
+    src_tok, tgt_tok = _make_tokenizers(cfg, train_txt, report.split_pairs["train"])
     if cfg.shared_vocab:
-        src_vocab = tgt_vocab = _make_vocab(cfg, src_tok, src_train + tgt_train)
+        src_vocab = tgt_vocab = _make_vocab(cfg, src_tok, train_txt, (0, 1), workers)
     else:
-        src_vocab, tgt_vocab = _make_vocab(cfg, src_tok, src_train), _make_vocab(cfg, tgt_tok, tgt_train)
-    encoded = {name: [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in zip(*tokens[name], strict=True)]
-               for name in texts}
-    return PreparedData(texts, encoded, src_tok, tgt_tok, src_vocab, tgt_vocab, report, cfg.normalize)
+        src_vocab = _make_vocab(cfg, src_tok, train_txt, (0,), workers)
+        tgt_vocab = _make_vocab(cfg, tgt_tok, train_txt, (1,), workers)
+    say("encode")
+    splits = {s: _stage_encode(folder, s, (src_tok, tgt_tok, src_vocab, tgt_vocab), workers) for s in SPLITS}
+    src_vocab.save(folder / "src_vocab.json")
+    tgt_vocab.save(folder / "tgt_vocab.json")
+    src_tok.save(folder / "spm_src.model")
+    tgt_tok.save(folder / "spm_tgt.model")
+    write_index(folder, {"key": key, "data": asdict(cfg), "tokenizer": src_tok.kind, "normalize": cfg.normalize,
+                         "shared_vocab": cfg.shared_vocab, "same_tokenizer": src_tok is tgt_tok,
+                         "report": asdict(report), "splits": splits})

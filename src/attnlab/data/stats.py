@@ -6,29 +6,34 @@ from dataclasses import asdict
 
 import numpy as np
 
-from attnlab.data.prepare import PreparedData
+from attnlab.data.store import PreparedData
+from attnlab.data.vocab import UNK_ID
 
 __all__ = ["corpus_stats", "format_stats"]
 
 PERCENTILES = (50, 90, 95, 99, 100)
 
 
-def _percentiles(lengths: list[int]) -> dict[str, float]:
-    if not lengths:
+def _percentiles(lengths: np.ndarray) -> dict[str, float]:
+    if not len(lengths):
         return {}
     values = np.percentile(np.asarray(lengths), PERCENTILES)
     return {("max" if p == 100 else f"p{p}"): float(v) for p, v in zip(PERCENTILES, values, strict=True)}
 
 
-def _oov_rate(sentences: list[list[int]]) -> float:
-    """Share of tokens that map to ``<unk>`` (id 1) under the training vocabulary."""
-    total = sum(len(s) for s in sentences)
-    unknown = sum(1 for s in sentences for token in s if token == 1)
-    return unknown / total if total else 0.0
+def _oov_rate(ids: np.ndarray) -> float:
+    """Share of tokens that map to ``<unk>`` under the training vocabulary."""
+    step = 1 << 24  # in slices, so the comparison never holds a corpus-sized array
+    unknown = sum(int(np.count_nonzero(ids[i:i + step] == UNK_ID)) for i in range(0, ids.size, step))
+    return unknown / ids.size if ids.size else 0.0
 
 
 def corpus_stats(data: PreparedData, src_lang: str, tgt_lang: str) -> dict:
-    """A JSON-ready summary of ``data``; lengths are in tokens of the run's tokenizer."""
+    """A JSON-ready summary of ``data``; lengths are in tokens of the run's tokenizer.
+
+    Everything comes from the prepared arrays and the report, read in chunks of the memory map, so
+    the statistics of a large corpus take no more memory than its preparation.
+    """
     stats = {
         "direction": f"{src_lang}-{tgt_lang}",
         "tokenizer": data.src_tokenizer.kind,
@@ -36,16 +41,14 @@ def corpus_stats(data: PreparedData, src_lang: str, tgt_lang: str) -> dict:
         "vocab": {"src": len(data.src_vocab), "tgt": len(data.tgt_vocab), "shared": data.shared_vocab},
         "splits": {},
     }
-    for name, pairs in data.encoded.items():
-        src = [s for s, _ in pairs]
-        tgt = [t for _, t in pairs]
+    for name, split in data.encoded.items():
         stats["splits"][name] = {
-            "pairs": len(pairs),
-            "unique_sources": len(set(s for s, _ in data.texts[name])),
-            "src_len": _percentiles([len(s) for s in src]),
-            "tgt_len": _percentiles([len(t) for t in tgt]),
-            "src_oov": _oov_rate(src),
-            "tgt_oov": _oov_rate(tgt),
+            "pairs": len(split),
+            "unique_sources": data.report.split_sources.get(name, 0),
+            "src_len": _percentiles(split.src_lengths),
+            "tgt_len": _percentiles(split.tgt_lengths),
+            "src_oov": _oov_rate(split.side_ids(0)),
+            "tgt_oov": _oov_rate(split.side_ids(1)),
         }
     return stats
 

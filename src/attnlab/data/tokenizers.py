@@ -39,6 +39,12 @@ class SentencePieceTokenizer:
         self.model_proto = model_proto
         self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
 
+    def __getstate__(self) -> dict:  # for worker processes: the processor itself does not pickle
+        return {"model_proto": self.model_proto}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["model_proto"])
+
     @property
     def pieces(self) -> list[str]:
         """Every piece of the model except its own control and unknown symbols."""
@@ -62,13 +68,14 @@ class SentencePieceTokenizer:
 
 def train_sentencepiece(sentences: Iterable[str], vocab_size: int, model_type: str = "unigram",
                         seed_sentences: int = 1_000_000) -> SentencePieceTokenizer:
-    """Train on ``sentences`` in memory; deterministic for the same input.
+    """Train on ``sentences`` (streamed; SentencePiece keeps at most ``seed_sentences`` of them, the first
+    ones); deterministic for the same input.
 
     ``vocab_size`` is a soft limit (``hard_vocab_limit=False``) so that a small corpus still trains.
     """
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(list(sentences)),
+        sentence_iterator=iter(sentences),
         model_writer=model,
         vocab_size=vocab_size,
         model_type=model_type,

@@ -29,7 +29,11 @@ class Vocabulary:
     def build(cls, sentences: Iterable[Sequence[str]], min_freq: int = 1,
               max_size: int | None = None) -> Vocabulary:
         """Count tokens; keep those seen ``min_freq`` times, most frequent first (ties: alphabetical)."""
-        counts = Counter(token for sentence in sentences for token in sentence)
+        return cls.from_counts(Counter(token for sentence in sentences for token in sentence), min_freq, max_size)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, min_freq: int = 1, max_size: int | None = None) -> Vocabulary:
+        """Tokens seen at least ``min_freq`` times, most frequent first (ties: alphabetical)."""
         ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
@@ -67,6 +71,11 @@ class Vocabulary:
             itos = json.loads(path.read_text(encoding="utf-8"))["tokens"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f"vocabulary file {path} is unreadable: {err}") from None
+        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+            raise DataError(f"vocabulary file {path} is corrupt: 'tokens' must be a list of strings")
         if tuple(itos[: len(SPECIALS)]) != SPECIALS:
             raise DataError(f"vocabulary file {path} does not start with the specials {SPECIALS}")
-        return cls(itos[len(SPECIALS):])
+        try:
+            return cls(itos[len(SPECIALS):])
+        except ValueError as err:
+            raise DataError(f"vocabulary file {path} is corrupt: {err}") from None

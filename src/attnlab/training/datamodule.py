@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from attnlab.data.batching import Batch, collate, make_batches
-from attnlab.data.prepare import PreparedData
+from attnlab.data.batching import Batch, Batches, collate, make_batches
+from attnlab.data.store import PreparedData
 
 __all__ = ["TranslationDataModule", "EpochBatchSampler"]
 
@@ -57,13 +58,18 @@ class EpochBatchSampler(Sampler[list[int]]):
                  world_size: int = 1):
         self.pairs, self.batch_tokens, self.batch_size = pairs, batch_tokens, batch_size
         self.shuffle, self.seed, self.epoch, self.rank, self.world_size = shuffle, seed, epoch, rank, world_size
+        self._cached: tuple[int, Batches] | None = None  # (epoch, batches): len() and iter() ask for both
 
-    def _batches(self) -> list[list[int]]:
+    def _batches(self) -> Batches:
         epoch = self.epoch()
+        if self._cached is not None and self._cached[0] == epoch:
+            return self._cached[1]
         batches = make_batches(self.pairs, self.batch_tokens, self.batch_size, self.shuffle, self.seed, epoch)
         if self.world_size > 1:
-            missing = -len(batches) % self.world_size
-            batches = (batches + batches[:missing])[self.rank :: self.world_size]
+            rows = np.arange(len(batches))
+            rows = np.concatenate([rows, rows[: -len(rows) % self.world_size]])  # every rank gets as many
+            batches = batches.take(rows[self.rank :: self.world_size])
+        self._cached = (epoch, batches)
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
