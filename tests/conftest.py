@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# Fixed thread counts in the math libraries whatever the machine's load, before torch loads them:
+# seeded equality tests compare results bit for bit (attnlab's CLI sets the same).
+for _name in ("MKL_DYNAMIC", "OMP_DYNAMIC"):
+    os.environ.setdefault(_name, "FALSE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -11,12 +11,29 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from attnlab.models.options import (
+    Activation,
+    Arch,
+    AttentionKind,
+    BridgeKind,
+    Cell,
+    LayerMismatch,
+    Norm,
+    Placement,
+    Positional,
+    TeacherForcingMode,
+    TieMode,
+    check_model,
+)
 
 __all__ = [
     "ConfigError",
@@ -31,7 +48,24 @@ __all__ = [
     "save_config",
     "apply_overrides",
     "read_yaml_mapping",
+    "parse_yaml",
+    "validate",
+    "VAL_METRICS",
+    "PRECISIONS",
+    "ACCELERATORS",
+    "monitor_mode",
 ]
+
+VAL_METRICS = ("val/loss", "val/ppl", "val/bleu", "val/chrf", "val/bleu_1ref", "val/chrf_1ref")
+PRECISIONS = ("32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp", "deepspeed")
+
+
+def monitor_mode(metric: str) -> str:
+    """'max' for scores that grow (BLEU, chrF), 'min' for losses and perplexity."""
+    return "max" if ("bleu" in metric or "chrf" in metric) else "min"
+
 
 
 class ConfigError(ValueError):
@@ -68,34 +102,34 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: Literal["rnn", "transformer"] = "rnn"
+    """The choices are declared in :mod:`attnlab.models.options`, with the rules that tie them together."""
+
+    arch: Arch = "rnn"
     # shared by both families
     emb_dim: int = 256
     enc_layers: int = 1
     dec_layers: int = 1
     dropout: float = 0.1
-    tie_embeddings: Literal["none", "decoder", "three_way"] = "none"
+    tie_embeddings: TieMode = "none"
     # RNN family
-    cell: Literal["gru", "lstm", "rnn"] = "gru"
+    cell: Cell = "gru"
     hid_dim: int = 256
     bidirectional: bool = False
-    bridge: Literal["concat", "sum", "average", "linear", "none", "stack"] = "concat"
+    bridge: BridgeKind = "concat"
     reverse_src: bool = False
     packed: bool = True
-    layer_mismatch: Literal["last", "first", "repeat", "zeros", "average", "linear"] = "last"
-    attention: Literal[
-        "none", "dot", "scaled_dot", "general", "concat", "additive", "qkv", "multihead"
-    ] = "general"
+    layer_mismatch: LayerMismatch = "last"
+    attention: AttentionKind = "general"
     attention_heads: int = 1
-    attention_placement: Literal["luong", "bahdanau"] = "luong"
+    attention_placement: Placement = "luong"
     input_feeding: bool = False
     # Transformer family
     d_model: int = 256
     heads: int = 4
     ffn_dim: int = 1024
-    norm: Literal["post", "pre"] = "post"
-    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
-    activation: Literal["relu", "gelu"] = "relu"
+    norm: Norm = "post"
+    positional: Positional = "sinusoidal"
+    activation: Activation = "relu"
     max_positions: int = 512
 
 
@@ -115,15 +149,15 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 42
     patience: int | None = None  # early stopping patience in validations; None disables it
-    monitor: str = "val/loss"  # metric for early stopping and the best checkpoint
-    precision: str = "32"  # passed to Lightning: 32, bf16-mixed, 16-mixed
-    accelerator: str = "auto"
+    monitor: str = "val/loss"  # metric for early stopping and the best checkpoint (see VAL_METRICS)
+    precision: str = "32"  # passed to Lightning: 32, bf16-mixed, 16-mixed (see PRECISIONS)
+    accelerator: str = "auto"  # auto, cpu, gpu (see ACCELERATORS)
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"
     logger: Literal["tensorboard", "wandb", "csv"] = "tensorboard"
     teacher_forcing: float = 1.0
-    teacher_forcing_mode: Literal["step", "sequence"] = "step"
+    teacher_forcing_mode: TeacherForcingMode = "step"
     val_bleu_sentences: int | None = 1000  # greedy-translate at most this many val sentences
     val_check_interval: float = 1.0
     log_every: int = 50
@@ -136,6 +170,8 @@ class TrainConfig:
 class DecodeConfig:
     beam: int = 1
     length_penalty: float = 0.6  # GNMT alpha
+    # beam ranking: "gnmt" log P / ((5 + steps) / 6) ** alpha; "power" log P / tokens ** alpha (CTranslate2's)
+    length_penalty_form: Literal["gnmt", "power"] = "gnmt"
     max_len_ratio: float = 1.5
     max_len: int = 100
     batch_size: int = 64
@@ -178,7 +214,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
                 f"config key '{key}'{_where(source)} is {value!r}; expected one of {choices}{hint}"
             )
         return value
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, getattr(types, "UnionType", None)):
         if value is None and type(None) in args:
             return None
         errors = []
@@ -215,10 +251,11 @@ def _build_section(name: str, values: Any, source: str | None) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
+        key = str(key)  # YAML allows non-string keys (3:, null:, ? [a]); none of them names a config key
         if key not in names:
             dotted = [f"{name}.{n}" for n in names]
             raise ConfigError(
-                f"config key '{name}.{key}'{_where(source)} is unknown"
+                f"config key {f'{name}.{key}'!r}{_where(source)} is unknown"
                 f"{_suggest(f'{name}.{key}', dotted)}"
             )
         kwargs[key] = _coerce(value, hints[key], f"{name}.{key}", source)
@@ -234,7 +271,7 @@ def config_from_dict(raw: Any, source: str | None = None) -> Config:
     for name in raw:
         if name not in _SECTIONS:
             raise ConfigError(
-                f"config section '{name}'{_where(source)} is unknown{_suggest(name, list(_SECTIONS))}"
+                f"config section {name!r}{_where(source)} is unknown{_suggest(str(name), list(_SECTIONS))}"
             )
     config = Config(**{name: _build_section(name, raw.get(name), source) for name in _SECTIONS})
     validate(config, source)
@@ -242,45 +279,154 @@ def config_from_dict(raw: Any, source: str | None = None) -> Config:
 
 
 def validate(cfg: Config, source: str | None = None) -> None:
-    """Cross-key checks that no single type annotation can express."""
-    where = _where(source)
-    m, d, t = cfg.model, cfg.data, cfg.train
-    if m.tie_embeddings == "three_way" and not d.shared_vocab:
-        raise ConfigError(
-            f"config key 'model.tie_embeddings'{where} is 'three_way', which needs one vocabulary "
-            "for source and target: set data.shared_vocab=true"
-        )
-    if m.arch == "rnn" and m.attention == "multihead" and m.hid_dim % m.attention_heads:
-        raise ConfigError(
-            f"config key 'model.attention_heads'{where} is {m.attention_heads}, which does not divide "
-            f"model.hid_dim={m.hid_dim}"
-        )
-    if m.arch == "transformer" and m.d_model % m.heads:
-        raise ConfigError(
-            f"config key 'model.heads'{where} is {m.heads}, which does not divide model.d_model={m.d_model}"
-        )
-    if m.input_feeding and m.attention_placement != "luong":
-        raise ConfigError(f"config key 'model.input_feeding'{where} applies to Luong placement only")
-    if m.enc_layers < 1 or m.dec_layers < 1:
-        raise ConfigError(f"config keys 'model.enc_layers' and 'model.dec_layers'{where} must be >= 1")
-    if not 0.0 <= m.dropout < 1.0:
-        raise ConfigError(f"config key 'model.dropout'{where} must be in [0, 1)")
-    if not 0.0 <= t.teacher_forcing <= 1.0:
-        raise ConfigError(f"config key 'train.teacher_forcing'{where} must be in [0, 1]")
-    if (t.batch_tokens is None) == (t.batch_size is None):
-        raise ConfigError(
-            f"config keys 'train.batch_tokens' and 'train.batch_size'{where}: set exactly one of them"
-        )
+    """Every range and cross-key rule, in one place, run by the loader before anything is created.
+
+    The model's own rules live with the model choices (:func:`attnlab.models.options.check_model`);
+    they are run here too, so a config is refused before any data is read or folder made.
+    """
+    try:
+        check_model(cfg.model)
+        _check_data(cfg.data)
+        _check_train(cfg.train)
+        _check_decode(cfg.decode)
+        _check_across(cfg)
+    except ValueError as err:
+        raise ConfigError(_with_source(str(err), source) if source else str(err)) from None
+
+
+def _with_source(message: str, source: str) -> str:
+    """Put 'in FILE' right after the first quoted key of ``message``."""
+    match = re.search(r"'[a-z_]+\.[a-z_0-9]+'", message)
+    if not match:
+        return f"{message} (in {source})"
+    return f"{message[:match.end()]} in {source}{message[match.end():]}"
+
+
+def _at_least(section: str, values: Any, minimum: float, *keys: str, optional: bool = False) -> None:
+    for key in keys:
+        value = getattr(values, key)
+        if optional and value is None:
+            continue
+        if value < minimum:
+            raise ValueError(f"config key '{section}.{key}' is {value}; it must be >= {minimum}")
+
+
+def _in_unit_interval(section: str, values: Any, *keys: str, closed: bool = False) -> None:
+    for key in keys:
+        value = getattr(values, key)
+        if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+            raise ValueError(f"config key '{section}.{key}' is {value}; it must be in [0, 1{']' if closed else ')'}")
+
+
+def _check_data(d: DataConfig) -> None:
+    _at_least("data", d, 1, "max_len", "max_train_pairs", optional=True)
+    _at_least("data", d, 1, "min_freq")
+    _at_least("data", d, 8, "vocab_size")
+    _at_least("data", d, len(("<pad>", "<unk>", "<bos>", "<eos>")) + 1, "max_size", optional=True)
+    _in_unit_interval("data", d, "val_ratio", "test_ratio")
+    if d.val_ratio + d.test_ratio >= 1.0:
+        raise ValueError(f"config keys 'data.val_ratio' and 'data.test_ratio' add up to {d.val_ratio + d.test_ratio}, "
+                         "leaving nothing to train on; keep their sum below 1")
     if d.src_lang == d.tgt_lang:
-        raise ConfigError(f"config keys 'data.src_lang' and 'data.tgt_lang'{where} are both {d.src_lang!r}")
+        raise ValueError(f"config keys 'data.src_lang' and 'data.tgt_lang' are both {d.src_lang!r}")
     if d.corpus == "files" and not d.src_file:
-        raise ConfigError(f"config key 'data.src_file'{where} is required when data.corpus is 'files'")
+        raise ValueError("config key 'data.src_file' is required when data.corpus is 'files'")
+    # Keys that would do nothing are refused rather than silently ignored.
+    for key, corpus in (("src_file", "files"), ("tgt_file", "files"), ("path", "tatoeba"), ("data_dir", "multi30k")):
+        if getattr(d, key) is not None and d.corpus != corpus:
+            raise ValueError(f"config key 'data.{key}' applies to data.corpus '{corpus}' only (the corpus is "
+                             f"{d.corpus!r}); remove it or set data.corpus={corpus}")
+    if d.tokenizer == "word" and d.spm_model_type != "unigram":
+        raise ValueError("config key 'data.spm_model_type' applies to data.tokenizer 'sentencepiece' only")
+
+
+def _check_train(t: TrainConfig) -> None:
+    _at_least("train", t, 1, "epochs", "log_every", "num_nodes")
+    _at_least("train", t, 0, "warmup", "weight_decay", "num_samples", "attention_snapshots")
+    _at_least("train", t, 1, "batch_tokens", "batch_size", "patience", "val_bleu_sentences", "num_threads",
+              optional=True)
+    if (t.batch_tokens is None) == (t.batch_size is None):
+        raise ValueError("config keys 'train.batch_tokens' and 'train.batch_size': set exactly one of them")
+    if t.max_steps != -1 and t.max_steps < 1:
+        raise ValueError(f"config key 'train.max_steps' is {t.max_steps}; use -1 (no limit) or a number >= 1")
+    for key in ("lr", "max_minutes", "clip"):
+        value = getattr(t, key)
+        if value is not None and not value > 0:
+            raise ValueError(f"config key 'train.{key}' is {value}; it must be > 0")
+    _in_unit_interval("train", t, "label_smoothing")
+    _in_unit_interval("train", t, "teacher_forcing", closed=True)
+    if not 0.0 < t.val_check_interval <= 1.0:
+        raise ValueError(f"config key 'train.val_check_interval' is {t.val_check_interval}; it must be in (0, 1] "
+                         "(the share of an epoch between validations)")
+    for key, choices in (("monitor", VAL_METRICS), ("precision", PRECISIONS), ("accelerator", ACCELERATORS),
+                         ("strategy", STRATEGIES)):
+        if getattr(t, key) not in choices:
+            raise ValueError(f"config key 'train.{key}' is {getattr(t, key)!r}; expected one of {', '.join(choices)}"
+                             f"{_suggest(str(getattr(t, key)), list(choices))}")
+    devices = t.devices
+    if not (devices == "auto" or (isinstance(devices, int) and (devices >= 1 or devices == -1))):
+        raise ValueError(f"config key 'train.devices' is {devices!r}; use a number >= 1, -1 (all) or 'auto'")
+
+
+def _check_decode(d: DecodeConfig) -> None:
+    _at_least("decode", d, 1, "beam", "max_len", "batch_size")
+    _at_least("decode", d, 0, "length_penalty")
+    if not d.max_len_ratio > 0:
+        raise ValueError(f"config key 'decode.max_len_ratio' is {d.max_len_ratio}; it must be > 0")
+
+
+def _check_across(cfg: Config) -> None:
+    m, d = cfg.model, cfg.data
+    if m.tie_embeddings == "three_way" and not d.shared_vocab:
+        raise ValueError("config key 'model.tie_embeddings' is 'three_way', which needs one vocabulary for source "
+                         "and target: set data.shared_vocab=true")
+    if m.arch == "transformer" and d.max_len is not None and d.max_len + 1 > m.max_positions:
+        raise ValueError(f"config key 'model.max_positions' is {m.max_positions}, but training sentences may have "
+                         f"data.max_len={d.max_len} tokens (+1 for <bos>/<eos>); raise model.max_positions")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as people write configs: ``5e-4`` is a number (YAML 1.1 wants ``5.0e-4``) and a key given
+    twice in one mapping is an error rather than a silent overwrite. Built on the safe loader: no tags
+    that construct Python objects."""
+
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, typing.Hashable) and key in seen:
+            raise _DuplicateKey(problem=f"key {key!r} appears twice in one mapping", problem_mark=key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML text with :class:`_Loader`; errors are one line naming ``where``, the line and the column."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        place = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}{place}: not valid YAML ({problem})") from None
 
 
 def _parse_scalar(text: str) -> Any:
-    """Parse an override value the way YAML would: 3 -> int, true -> bool, null -> None."""
+    """Parse an override value the way a config file would: 3 -> int, 5e-4 -> float, true -> bool, null -> None."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError:
         return text
 
@@ -298,7 +444,7 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
         section, key = parts
         if section not in _SECTIONS:
             raise ConfigError(
-                f"config section '{section}' (from --set {item}) is unknown"
+                f"config section {section!r} (from --set {item!r}) is unknown"
                 f"{_suggest(section, list(_SECTIONS))}"
             )
         merged.setdefault(section, {})
@@ -311,14 +457,19 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
 def read_yaml_mapping(path: str | Path, what: str = "config") -> dict:
     """A YAML file that must hold a mapping; errors name ``what`` and the file."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{what} file {path} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{what} file {path} is a directory, not a file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{what} file {path} is not valid YAML: {err}") from None
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} file {path} is not UTF-8 text (byte {err.start})") from None
+    raw = parse_yaml(text, f"{what} file {path}")
+    if raw is None:
+        return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{what} file {path} must be a mapping")
+        raise ConfigError(f"{what} file {path} must be a mapping of sections, not a {type(raw).__name__}")
     return raw
 
 

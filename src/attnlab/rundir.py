@@ -1,28 +1,32 @@
 """The run directory: one folder per run holding everything needed to reuse it.
 
-::
+This module is the layout alone: every file name of a run is spelled here, once. Loading a trained
+model is :mod:`attnlab.decoding.loading`; reading checkpoints is :mod:`attnlab.checkpoints`::
 
     config.yaml            the resolved config (every key)
-    data.json              tokenizer kind, normalisation, data report
+    data.json              tokenizer kind, normalisation, data report, where the prepared data is
     src_vocab.json tgt_vocab.json [spm_src.model spm_tgt.model]
+    prepared/              the encoded corpus (memory-mapped arrays), unless a shared --data-cache holds it
     checkpoints/           init.pt (weights at initialisation), best.ckpt, last.ckpt
-    metrics.csv perf.csv summary.json samples.txt tensorboard/
+    metrics.csv perf.csv summary.json samples.txt attention/ tensorboard/
+    eval/                  stored evaluations, one folder per (checkpoint, split or file, beam, penalty)
+    .lock                  held while a training process writes the run
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
-import torch
-from torch import nn
+__all__ = ["RunError", "RunDir", "RunLock", "open_run", "create_run", "run_of_checkpoint", "read_json",
+           "CHECKPOINT_NAMES"]
 
-from attnlab.config import Config, load_config
-from attnlab.data.prepare import load_prepared
-from attnlab.models.build import build_model
-
-__all__ = ["RunError", "RunDir", "open_run", "create_run", "LoadedRun", "load_run", "check_state_dict",
-           "model_state_from_checkpoint"]
+CHECKPOINT_NAMES = ("best", "last", "init")
 
 
 class RunError(ValueError):
@@ -31,27 +35,43 @@ class RunError(ValueError):
 
 @dataclass(frozen=True)
 class RunDir:
+    """Paths of one run's files; nothing here reads or writes them."""
+
     root: Path
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
+    config = property(lambda self: self.root / "config.yaml")
+    data_json = property(lambda self: self.root / "data.json")
+    src_vocab = property(lambda self: self.root / "src_vocab.json")
+    tgt_vocab = property(lambda self: self.root / "tgt_vocab.json")
+    prepared = property(lambda self: self.root / "prepared")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    init = property(lambda self: self.root / "checkpoints" / "init.pt")
+    best = property(lambda self: self.root / "checkpoints" / "best.ckpt")
+    last = property(lambda self: self.root / "checkpoints" / "last.ckpt")
+    metrics = property(lambda self: self.root / "metrics.csv")
+    perf = property(lambda self: self.root / "perf.csv")
+    summary = property(lambda self: self.root / "summary.json")
+    samples = property(lambda self: self.root / "samples.txt")
+    attention = property(lambda self: self.root / "attention")
+    evaluations = property(lambda self: self.root / "eval")
+    lock_file = property(lambda self: self.root / ".lock")
 
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+    def spm(self, side: str) -> Path:
+        """The SentencePiece model of ``side`` (``src`` or ``tgt``)."""
+        return self.root / f"spm_{side}.model"
 
-    @property
-    def last(self) -> Path:
-        return self.checkpoints / "last.ckpt"
-
-    @property
-    def best(self) -> Path:
-        return self.checkpoints / "best.ckpt"
-
-    @property
-    def init(self) -> Path:
-        return self.checkpoints / "init.pt"
+    def checkpoint(self, name: str) -> Path:
+        """``best``, ``last`` or ``init``; ``best`` falls back to ``last`` when the run has no best yet."""
+        if name not in CHECKPOINT_NAMES:
+            raise RunError(f"checkpoint {name!r} is unknown; choose one of {', '.join(CHECKPOINT_NAMES)} or give a "
+                           "checkpoint file")
+        path = {"best": self.best, "last": self.last, "init": self.init}[name]
+        if name == "best" and not path.is_file() and self.last.is_file():
+            return self.last
+        if not path.is_file():
+            raise RunError(f"{self.root} has no {path.relative_to(self.root)}"
+                           + (" (the run stopped before its first validation)" if name != "init" else ""))
+        return path
 
     def __truediv__(self, name: str) -> Path:
         return self.root / name
@@ -63,89 +83,93 @@ class RunDir:
 def open_run(path: str | Path) -> RunDir:
     """An existing run; a directory without ``config.yaml`` and ``data.json`` is not one."""
     root = Path(path)
+    if not root.exists():
+        raise RunError(f"run directory {root} does not exist")
     if not root.is_dir():
-        raise RunError(f"{root} is not a directory (expected a run directory made by 'attnlab train')")
-    missing = [name for name in ("config.yaml", "data.json") if not (root / name).is_file()]
+        raise RunError(f"{root} is a file, not a run directory (expected a folder made by 'attnlab train')")
+    run = RunDir(root)
+    missing = [p.name for p in (run.config, run.data_json) if not p.is_file()]
     if missing:
         raise RunError(f"{root} is not an attnlab run directory (missing {', '.join(missing)})")
-    return RunDir(root)
+    return run
 
 
-def create_run(path: str | Path) -> RunDir:
-    """A new run directory; refuses to overwrite an existing run and checks it is writable."""
+def run_of_checkpoint(path: str | Path) -> tuple[RunDir, Path | None]:
+    """A run directory, or a checkpoint file inside ``RUN/checkpoints/``: the run and that file (or None)."""
+    path = Path(path)
+    if path.is_file():
+        if path.parent.name != "checkpoints":
+            raise RunError(f"{path} is a file but not a checkpoint inside a run's checkpoints/ folder")
+        return open_run(path.parent.parent), path
+    return open_run(path), None
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while one process trains into it.
+
+    ``flock`` on ``RUN/.lock``: the system releases it when the process ends, however it ends, so a
+    killed run never stays locked. A second training of the same directory gets a clear error.
+    """
+
+    def __init__(self, run: RunDir):
+        self.run = run
+        self._handle: TextIO | None = None
+
+    def acquire(self) -> RunLock:
+        handle = open(self.run.lock_file, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            if err.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise RunError(f"run directory {self.run.root} is in use by another training ({holder}); wait for "
+                               "it to finish or choose another --run-dir") from None
+            raise
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire() if self._handle is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def create_run(path: str | Path) -> tuple[RunDir, RunLock]:
+    """A new run directory, locked; refuses to overwrite an existing run and checks it is writable."""
     root = Path(path)
-    if (root / "config.yaml").exists():
-        raise RunError(f"{root} already holds a run; continue it with 'attnlab train --resume {root}' "
-                       "or choose another --run-dir")
+    if root.exists() and not root.is_dir():
+        raise RunError(f"--run-dir {root} is a file, not a folder")
     try:
         (root / "checkpoints").mkdir(parents=True, exist_ok=True)
-        probe = root / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        lock = RunLock(RunDir(root)).acquire()
     except OSError as err:
         raise RunError(f"run directory {root} is not writable: {err.strerror}") from None
-    return RunDir(root)
+    run = RunDir(root)
+    if run.config.exists():
+        lock.release()
+        raise RunError(f"{root} already holds a run; continue it with 'attnlab train --resume {root}' "
+                       "or choose another --run-dir")
+    return run, lock
 
 
-def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Raise a clear error when ``state`` was saved from another model or vocabulary."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise RunError(f"checkpoint {source} is from another model: missing {missing[:3]}, "
-                       f"unexpected {unexpected[:3]}")
-    for key, tensor in expected.items():
-        if tuple(state[key].shape) != tuple(tensor.shape):
-            raise RunError(f"checkpoint {source} does not fit this model: '{key}' has shape "
-                           f"{tuple(state[key].shape)}, the model expects {tuple(tensor.shape)} "
-                           "(another vocabulary or model size?)")
-
-
-@dataclass
-class LoadedRun:
-    """A trained model with the run's own tokenizers, vocabularies and normalisation."""
-
-    run: RunDir
-    cfg: Config
-    model: nn.Module
-    src_tokenizer: object
-    tgt_tokenizer: object
-    src_vocab: object
-    tgt_vocab: object
-    normalize: str
-
-
-def model_state_from_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The ``nn.Module`` weights from a Lightning checkpoint (``model.`` prefix removed) or a plain state."""
-    if not path.is_file():
-        raise RunError(f"checkpoint {path} does not exist")
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file that belongs to a run or a prepared dataset; a missing or corrupt one is a RunError."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: say which
-        raise RunError(f"checkpoint {path} is unreadable: {err}") from None
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise RunError(f"checkpoint {path} holds no model weights")
-    return {k.removeprefix("model."): v for k, v in state.items()}
-
-
-def load_run(path: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
-    """Load a run's model (``best``, ``last``, ``init`` or a checkpoint path) for decoding."""
-    candidate = Path(path)
-    if candidate.is_file():  # a checkpoint inside a run's checkpoints/ folder
-        run, ckpt = open_run(candidate.parent.parent), candidate
-    else:
-        run = open_run(candidate)
-        ckpt = {"best": run.best, "last": run.last, "init": run.init}.get(checkpoint, Path(checkpoint))
-        if checkpoint == "best" and not ckpt.is_file():
-            ckpt = run.last
-    cfg = load_config(run.config)
-    src_tok, tgt_tok, src_vocab, tgt_vocab, normalize = load_prepared(run.root)
-    model = build_model(cfg.model, len(src_vocab), len(tgt_vocab))
-    state = model_state_from_checkpoint(ckpt)
-    check_state_dict(model, state, ckpt)
-    model.load_state_dict(state)
-    model.to(device).eval()
-    return LoadedRun(run, cfg, model, src_tok, tgt_tok, src_vocab, tgt_vocab, normalize)
-
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunError(f"{what} {path} is unreadable or corrupt ({err}); restore it or retrain") from None

@@ -28,7 +28,8 @@ def tiny_tsv(tatoeba_tsv_of) -> Path:
 def tiny_overrides(tsv: Path, epochs: int = 2) -> list[str]:
     return ["data.corpus=files", f"data.src_file={tsv}", "data.val_ratio=0.1", "data.test_ratio=0.1",
             "model.emb_dim=32", "model.hid_dim=32", "model.dropout=0.1", f"train.epochs={epochs}",
-            "train.batch_tokens=300", "train.logger=csv", "train.val_bleu_sentences=null", "train.log_every=5"]
+            "train.batch_tokens=300", "train.logger=csv", "train.val_bleu_sentences=null", "train.log_every=5",
+            "train.num_threads=1"]
 
 
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:

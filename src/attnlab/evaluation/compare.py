@@ -29,6 +29,7 @@ from attnlab.config import config_to_dict
 from attnlab.data.errors import DataError
 from attnlab.evaluation.attention import attention_report
 from attnlab.evaluation.evaluate import split_texts
+from attnlab.evaluation.references import GroupedReferences
 from attnlab.evaluation.run_results import RunResults, flat_config, load_run_results, timed_metrics
 from attnlab.evaluation.significance import DEFAULT_SAMPLES, PairedResult, paired_bootstrap
 from attnlab.models.summary import format_count
@@ -113,7 +114,7 @@ def _test_texts(runs: list[RunResults]) -> Texts:
     for run in runs:
         key = json.dumps(config_to_dict(run.config)["data"], sort_keys=True)
         if key not in by_data:
-            by_data[key] = split_texts(run.config, "test")
+            by_data[key] = split_texts(run.config, "test", run.run)
         texts[run.root] = by_data[key]
         if len(run.test_hypotheses) != len(by_data[key][1]):
             raise RunError(f"{run.root}: {len(run.test_hypotheses)} test translations in {run.test['output_dir']} "
@@ -121,15 +122,26 @@ def _test_texts(runs: list[RunResults]) -> Texts:
     return texts
 
 
+def _grouped(run: RunResults, texts: Texts) -> GroupedReferences:
+    sources, references = texts[run.root]
+    return GroupedReferences.from_pairs(list(zip(sources, references, strict=True)),
+                                        by_source=run.config.data.corpus != "multi30k")
+
+
 def _significance(runs: list[RunResults], baseline: list[RunResults], texts: Texts,
                   n_samples: int) -> list[dict[str, PairedResult] | None]:
-    """Seed k of a variant against seed k of the baseline; None where their test sets differ."""
+    """Seed k of a variant against seed k of the baseline, resampling source sentences with all their
+    references (the headline, multi-reference scores); None where their test sets differ."""
     results: list[dict[str, PairedResult] | None] = []
     for run, base in zip(runs, baseline, strict=False):
-        references = texts[run.root][1]
-        same = references == texts[base.root][1]
-        results.append(paired_bootstrap(run.test_hypotheses, base.test_hypotheses, references, n_samples=n_samples)
-                       if same else None)
+        if texts[run.root] != texts[base.root]:
+            results.append(None)
+            continue
+        grouped = _grouped(run, texts)
+        first = grouped.first_pairs
+        results.append(paired_bootstrap([run.test_hypotheses[i] for i in first],
+                                        [base.test_hypotheses[i] for i in first], grouped.references,
+                                        n_samples=n_samples))
     return results
 
 

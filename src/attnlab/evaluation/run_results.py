@@ -1,14 +1,13 @@
 """Everything a comparison reads from one finished run: config, summary, curves, and its val/test scores.
 
-Validation and test scores are the run's own ``evaluate`` results, ``eval/<split>-beam<N>/`` with
-``N`` the run's ``decode.beam`` on the best checkpoint; :func:`ensure_evaluated` writes them when
-they are missing or older than the checkpoint, so a comparison never mixes stale translations in.
+Validation and test scores are the run's own ``evaluate`` results with its best checkpoint and its
+``decode`` settings, found by their key (:mod:`attnlab.evaluation.evaluate`); :func:`ensure_evaluated`
+writes them when they are missing, so a comparison never mixes in translations of another checkpoint.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from attnlab.config import Config, config_to_dict, load_config
-from attnlab.evaluation.evaluate import evaluate_run
-from attnlab.rundir import RunDir, RunError, open_run
+from attnlab.evaluation.evaluate import evaluate_run, evaluation_key, key_digest
+from attnlab.rundir import RunDir, RunError, open_run, read_json
 
 __all__ = ["RunResults", "load_run_results", "ensure_evaluated", "flat_config", "timed_metrics"]
 
@@ -56,41 +55,54 @@ class RunResults:
 def load_run_results(run_dir: str | Path, name: str | None = None, evaluate: bool = True) -> RunResults:
     """Read a finished run; with ``evaluate``, translate val and test first where that is still to do."""
     run = open_run(run_dir)
-    summary_path = run / "summary.json"
-    if not summary_path.is_file():
+    if not run.summary.is_file():
         raise RunError(f"{run.root} has no summary.json: its training has not finished "
                        f"(continue it with 'attnlab train --resume {run.root}')")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    scores = {split: ensure_evaluated(run.root, split) if evaluate else _read_scores(run.root, split)
+    summary = read_json(run.summary, "run summary")
+    scores = {split: ensure_evaluated(run.root, split) if evaluate else _read_scores(run, split)
               for split in ("val", "test")}
     hyps_path = Path(scores["test"]["output_dir"]) / "hyps.txt"
     hypotheses = hyps_path.read_text(encoding="utf-8").split("\n")[:-1]
-    return RunResults(name or run.root.name, run, load_config(run.config), summary, _read_csv(run / "metrics.csv"),
-                      _read_csv(run / "perf.csv"), scores["val"], scores["test"], hypotheses)
+    return RunResults(name or run.root.name, run, load_config(run.config), summary, _read_csv(run.metrics),
+                      _read_csv(run.perf), scores["val"], scores["test"], hypotheses)
 
 
-def _eval_dir(root: Path, split: str) -> Path:
-    beam = load_config(open_run(root).config).decode.beam
-    return root / "eval" / f"{split}-beam{beam}"
+def _stored(run: RunDir, split: str) -> tuple[Path, dict[str, Any]]:
+    """Where the evaluation of ``split`` with the best checkpoint and the run's decode settings is stored, and
+    its key (see :mod:`attnlab.evaluation.evaluate`)."""
+    cfg = load_config(run.config)
+    checkpoint = run.checkpoint("best")
+    key = evaluation_key("best" if checkpoint == run.best else "last", checkpoint,
+                         {"split": split, "corpus": cfg.data.corpus}, cfg.decode.beam, cfg.decode.length_penalty,
+                         cfg.decode.length_penalty_form, "torch")
+    return run.evaluations / f"{split}-beam{cfg.decode.beam}-{key_digest(key)}" / "scores.json", key
 
 
-def _read_scores(root: Path, split: str) -> dict[str, Any]:
-    path = _eval_dir(root, split) / "scores.json"
+def _read_scores(run: RunDir, split: str) -> dict[str, Any]:
+    path, key = _stored(run, split)
     if not path.is_file():
-        raise RunError(f"{root} has no {path.relative_to(root)}; run 'attnlab evaluate {root} --split {split}'")
-    return {**json.loads(path.read_text(encoding="utf-8")), "output_dir": str(path.parent)}
+        raise RunError(f"{run.root} has no evaluation of {split} with its best checkpoint; run "
+                       f"'attnlab evaluate {run.root} --split {split}'")
+    scores = read_json(path, "stored evaluation")
+    if not isinstance(scores, dict) or scores.get("key") != key:
+        raise RunError(f"{path} does not hold the evaluation it is named for; delete it and evaluate again")
+    return {**scores, "output_dir": str(path.parent)}
 
 
 def ensure_evaluated(run_dir: str | Path, split: str) -> dict[str, Any]:
-    """The run's scores on ``split`` (its decode.beam, best checkpoint), evaluating when missing or stale."""
-    root = Path(run_dir)
-    run = open_run(root)
-    scores = _eval_dir(root, split) / "scores.json"
-    checkpoint = run.best if run.best.is_file() else run.last
-    fresh = scores.is_file() and (not checkpoint.is_file() or scores.stat().st_mtime >= checkpoint.stat().st_mtime)
-    if not fresh:
-        evaluate_run(root, split=split)
-    return _read_scores(root, split)
+    """The run's scores on ``split`` (best checkpoint, its decode settings), evaluating when not stored yet.
+
+    Stored evaluations are found by their key, which includes a hash of the checkpoint file, so a
+    result of another checkpoint (``--checkpoint init``, an older best) or another input is never reused.
+    """
+    run = open_run(run_dir)
+    path, key = _stored(run, split)
+    if path.is_file():
+        stored = read_json(path, "stored evaluation")
+        if isinstance(stored, dict) and stored.get("key") == key:
+            return {**stored, "output_dir": str(path.parent)}
+    evaluate_run(run.root, split=split, checkpoint=key["checkpoint"])
+    return _read_scores(run, split)
 
 
 def flat_config(cfg: Config) -> dict[str, Any]:

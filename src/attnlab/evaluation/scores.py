@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.metrics.base import Metric
 
-__all__ = ["score_corpus", "sacrebleu_metric"]
+__all__ = ["score_corpus", "sacrebleu_metric", "reference_streams"]
 
 
 def sacrebleu_metric(name: str) -> Metric:
@@ -25,11 +25,25 @@ def sacrebleu_metric(name: str) -> Metric:
     raise ValueError(f"metric {name!r} is unknown; choose 'bleu' or 'chrf'")
 
 
-def score_corpus(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
-    """BLEU, chrF and lower-cased tokenised BLEU, each with its sacreBLEU signature."""
+def reference_streams(references: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """sacreBLEU's reference streams: one reference per line, or several (``None`` where a line has fewer)."""
+    if all(isinstance(r, str) for r in references):
+        return [list(references)]  # type: ignore[arg-type]
+    count = max((len(r) for r in references), default=1)
+    if any(len(r) == 0 for r in references):
+        raise ValueError("every line needs at least one reference")
+    return [[r[k] if k < len(r) else None for r in references] for k in range(count)]  # type: ignore[index]
+
+
+def score_corpus(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> dict:
+    """BLEU, chrF and lower-cased tokenised BLEU, each with its sacreBLEU signature.
+
+    ``references``: one string per hypothesis, or a list of strings per hypothesis (multi-reference;
+    lines may have different numbers of references).
+    """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-    hyps, refs = list(hypotheses), [list(references)]
+    hyps, refs = list(hypotheses), reference_streams(references)
     bleu, chrf = sacrebleu_metric("bleu"), sacrebleu_metric("chrf")
     bleu_lc = BLEU(lowercase=True, tokenize="13a", force=True)
     b = bleu.corpus_score(hyps, refs)
@@ -45,4 +59,3 @@ def score_corpus(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
         "bleu_lc_tok_signature": str(bleu_lc.get_signature()),
         "sentences": len(hyps),
     }
-

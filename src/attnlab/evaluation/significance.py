@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from sacrebleu.metrics.base import Metric
 
-from attnlab.evaluation.scores import sacrebleu_metric
+from attnlab.evaluation.scores import reference_streams, sacrebleu_metric
 
 __all__ = ["PairedResult", "paired_bootstrap", "DEFAULT_SEED", "DEFAULT_SAMPLES"]
 
@@ -49,12 +49,13 @@ class PairedResult:
 def paired_bootstrap(
     hypotheses: Sequence[str],
     baseline: Sequence[str],
-    references: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
     metrics: Sequence[str] = ("bleu", "chrf"),
     n_samples: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> dict[str, PairedResult]:
-    """Compare ``hypotheses`` with the ``baseline``'s on the same ``references`` (one per sentence)."""
+    """Compare ``hypotheses`` with the ``baseline``'s on the same ``references``: one string per sentence, or a
+    list of references per sentence (multi-reference; the sentences, not the references, are resampled)."""
     if not len(hypotheses) == len(baseline) == len(references):
         raise ValueError(f"paired bootstrap needs one line each: {len(hypotheses)} hypotheses, {len(baseline)} "
                          f"baseline lines, {len(references)} references")
@@ -66,7 +67,8 @@ def paired_bootstrap(
         metric = sacrebleu_metric(name)
         scores = {}
         for side, lines in (("system", hypotheses), ("baseline", baseline)):
-            stats = np.asarray(metric._extract_corpus_statistics(list(lines), [list(references)]), dtype=np.float64)
+            stats = np.asarray(metric._extract_corpus_statistics(list(lines), reference_streams(references)),
+                               dtype=np.float64)
             full = metric._compute_score_from_stats(list(stats.sum(0))).score
             scores[side] = (full, _resampled_scores(metric, counts, stats))
         (score, system), (baseline_score, base) = scores["system"], scores["baseline"]

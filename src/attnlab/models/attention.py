@@ -42,8 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnlab.models.options import ATTENTION_KINDS
+
 __all__ = [
-    "ATTENTION_KINDS",
     "Attention",
     "DotAttention",
     "GeneralAttention",
@@ -55,7 +56,6 @@ __all__ = [
     "build_attention",
 ]
 
-ATTENTION_KINDS = ("none", "dot", "scaled_dot", "general", "concat", "additive", "qkv", "multihead")
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,8 @@ Three jobs, applied in this order by :class:`Bridge`:
 3. **Memory**. Attention keys and values are the encoder outputs (B, S, dirs * hid_dim). When that
    differs from the decoder's hidden size (bidirectional encoder without ``concat``), the outputs are
    projected by a learned linear map here, ``Bridge.memory_proj``, so attention always sees keys of
-   the decoder's size and its parameters count on the encoder side.
+   the decoder's size and its parameters count on the encoder side. A model without attention has
+   no memory to project, and no ``memory_proj``.
 """
 
 from __future__ import annotations
@@ -50,15 +51,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BRIDGES", "LAYER_MISMATCH", "Bridge", "decoder_hidden_size", "map_layers"]
+from attnlab.models.options import BRIDGES, LAYER_MISMATCH, decoder_hidden_size
 
-BRIDGES = ("concat", "sum", "average", "linear", "none", "stack")
-LAYER_MISMATCH = ("last", "first", "repeat", "zeros", "average", "linear")
-
-
-def decoder_hidden_size(hid_dim: int, bidirectional: bool, bridge: str) -> int:
-    """The decoder's hidden size: doubled only when two directions are concatenated."""
-    return 2 * hid_dim if bidirectional and bridge == "concat" else hid_dim
+__all__ = ["Bridge", "map_layers"]
 
 
 def map_layers(
@@ -95,6 +90,7 @@ class Bridge(nn.Module):
         enc_layers: int = 1,
         dec_layers: int = 1,
         layer_mismatch: str = "last",
+        with_memory: bool = True,
     ) -> None:
         super().__init__()
         if kind not in BRIDGES:
@@ -116,7 +112,7 @@ class Bridge(nn.Module):
         self.layer_weight = None
         if layer_mismatch == "linear":
             self.layer_weight = nn.Parameter(torch.full((dec_layers, source_layers), 1.0 / source_layers))
-        self.memory_proj = nn.Linear(memory_dim, self.dec_hid) if memory_dim != self.dec_hid else None
+        self.memory_proj = nn.Linear(memory_dim, self.dec_hid) if with_memory and memory_dim != self.dec_hid else None
 
     def combine_directions(self, state: torch.Tensor, index: int) -> torch.Tensor:
         """(layers, dirs, B, H) -> (layers, B, dec_hid), or (2 * layers, B, H) for ``stack``; ``index`` picks h
@@ -146,5 +142,5 @@ class Bridge(nn.Module):
         )
 
     def project_memory(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Encoder outputs (B, S, dirs * H) -> attention memory (B, S, dec_hid)."""
+        """Encoder outputs (B, S, dirs * H) -> attention memory (B, S, dec_hid) (only with ``with_memory``)."""
         return outputs if self.memory_proj is None else self.memory_proj(outputs)

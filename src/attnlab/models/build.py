@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from attnlab.models.rnn_seq2seq import RNNSeq2Seq
+from attnlab.models.options import ARCHS
+from attnlab.models.rnn_seq2seq import build_rnn_seq2seq
+from attnlab.models.transformer import build_transformer
 
 if TYPE_CHECKING:
     from attnlab.config import ModelConfig
@@ -24,9 +26,7 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> n
         if size < 2:
             raise ValueError(f"the {name} vocabulary has {size} entries; a model needs padding and tokens")
     if cfg.arch == "rnn":
-        return RNNSeq2Seq(cfg, src_vocab_size, tgt_vocab_size)
-    elif cfg.arch == "transformer":
-        from attnlab.models.transformer import build_transformer  # written alongside; imported lazily
-
+        return build_rnn_seq2seq(cfg, src_vocab_size, tgt_vocab_size)
+    if cfg.arch == "transformer":
         return build_transformer(cfg, src_vocab_size, tgt_vocab_size)
-    raise ValueError(f"config key 'model.arch' is {cfg.arch!r}; expected 'rnn' or 'transformer'")
+    raise ValueError(f"config key 'model.arch' is {cfg.arch!r}; expected one of {', '.join(ARCHS)}")

@@ -28,11 +28,10 @@ import torch
 from torch import nn
 
 from attnlab.models.attention import Attention
+from attnlab.models.options import PLACEMENTS
 from attnlab.models.rnn_encoder import make_rnn, run_rnn
 
-__all__ = ["PLACEMENTS", "RNNDecoderState", "RNNDecoder"]
-
-PLACEMENTS = ("luong", "bahdanau")
+__all__ = ["RNNDecoderState", "RNNDecoder"]
 
 
 @dataclass
@@ -90,8 +89,6 @@ class RNNDecoder(nn.Module):
         super().__init__()
         if placement not in PLACEMENTS:
             raise ValueError(f"attention placement {placement!r} is unknown; expected luong or bahdanau")
-        if input_feeding and (placement != "luong" or not with_attention):
-            raise ValueError("input_feeding needs attention with Luong placement")
         self.placement = placement if with_attention else "luong"  # without attention both are the same
         self.input_feeding = input_feeding
         self.has_attention = with_attention

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["CELLS", "RNNEncoder", "make_rnn", "run_rnn", "reverse_padded"]
+__all__ = ["RNNEncoder", "make_rnn", "run_rnn", "reverse_padded"]
 
-CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+_RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}  # keys: attnlab.models.options.CELLS
 
 # An RNN state is a tuple of tensors: (h,) for GRU and RNN, (h, c) for LSTM; each (layers * dirs, B, H).
 RNNState = tuple[torch.Tensor, ...]
@@ -33,9 +33,9 @@ def make_rnn(
     cell: str, input_size: int, hidden_size: int, layers: int, dropout: float, bidirectional: bool = False
 ) -> nn.RNNBase:
     """A batch-first ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN``; dropout acts between stacked layers only."""
-    if cell not in CELLS:
-        raise ValueError(f"RNN cell {cell!r} is unknown; expected one of {', '.join(CELLS)}")
-    return CELLS[cell](
+    if cell not in _RNN_CLASSES:
+        raise ValueError(f"RNN cell {cell!r} is unknown; expected one of {', '.join(_RNN_CLASSES)}")
+    return _RNN_CLASSES[cell](
         input_size,
         hidden_size,
         num_layers=layers,

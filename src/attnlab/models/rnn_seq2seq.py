@@ -30,71 +30,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from attnlab.models.attention import ATTENTION_KINDS, build_attention
-from attnlab.models.bridges import BRIDGES, LAYER_MISMATCH, Bridge, decoder_hidden_size
+from attnlab.models.attention import build_attention
+from attnlab.models.bridges import Bridge
+from attnlab.models.options import TEACHER_FORCING_MODES, check_model, check_tying, decoder_hidden_size
 from attnlab.models.outputs import Seq2SeqOutput, StepOutput
-from attnlab.models.rnn_decoder import PLACEMENTS, RNNDecoder, RNNDecoderState
-from attnlab.models.rnn_encoder import CELLS, RNNEncoder
+from attnlab.models.rnn_decoder import RNNDecoder, RNNDecoderState
+from attnlab.models.rnn_encoder import RNNEncoder
 
 if TYPE_CHECKING:
     from attnlab.config import ModelConfig
 
-__all__ = ["TIE_MODES", "TEACHER_FORCING_MODES", "Generator", "RNNSeq2Seq", "check_rnn_config"]
-
-TIE_MODES = ("none", "decoder", "three_way")
-TEACHER_FORCING_MODES = ("step", "sequence")
-
-
-def _check_choice(cfg: Any, key: str, choices: tuple[str, ...] | dict) -> None:
-    value = getattr(cfg, key)
-    if value not in choices:
-        raise ValueError(f"config key 'model.{key}' is {value!r}; expected one of {', '.join(choices)}")
-
-
-def _check_values(cfg: ModelConfig) -> None:
-    """Each key on its own: choices and ranges (a ModelConfig built in code skips the YAML checks)."""
-    for key, choices in [
-        ("cell", CELLS), ("bridge", BRIDGES), ("layer_mismatch", LAYER_MISMATCH),
-        ("attention", ATTENTION_KINDS), ("attention_placement", PLACEMENTS), ("tie_embeddings", TIE_MODES),
-    ]:  # fmt: skip
-        _check_choice(cfg, key, choices)
-    for key in ("emb_dim", "hid_dim", "enc_layers", "dec_layers", "attention_heads"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"config key 'model.{key}' is {getattr(cfg, key)}; it must be >= 1")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ValueError(f"config key 'model.dropout' is {cfg.dropout}; it must be in [0, 1)")
-
-
-def check_rnn_config(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
-    """Raise ValueError, naming the config key, for values and combinations the RNN family refuses."""
-    _check_values(cfg)
-    dec_hid = decoder_hidden_size(cfg.hid_dim, cfg.bidirectional, cfg.bridge)
-    if cfg.attention_heads != 1 and cfg.attention != "multihead":
-        raise ValueError(
-            f"config key 'model.attention_heads' is {cfg.attention_heads}, but only attention 'multihead' "
-            f"has heads (model.attention is {cfg.attention!r})"
-        )
-    if cfg.attention == "multihead" and dec_hid % cfg.attention_heads:
-        raise ValueError(
-            f"config key 'model.attention_heads' is {cfg.attention_heads}, which does not divide the "
-            f"decoder hidden size {dec_hid} (model.hid_dim={cfg.hid_dim})"
-        )
-    if cfg.input_feeding and (cfg.attention == "none" or cfg.attention_placement != "luong"):
-        raise ValueError(
-            "config key 'model.input_feeding' needs attention with model.attention_placement='luong' "
-            f"(got attention {cfg.attention!r}, placement {cfg.attention_placement!r})"
-        )
-    if cfg.attention == "none" and cfg.bridge == "none":
-        raise ValueError(
-            "config keys 'model.attention' and 'model.bridge' are both 'none', which leaves the decoder "
-            "no view of the source; choose an attention type or a bridge"
-        )
-    if cfg.tie_embeddings == "three_way" and src_vocab_size != tgt_vocab_size:
-        raise ValueError(
-            f"config key 'model.tie_embeddings' is 'three_way', which shares one matrix between source "
-            f"and target, but the vocabularies differ ({src_vocab_size} vs {tgt_vocab_size}); "
-            "use a shared vocabulary (data.shared_vocab=true) or tie_embeddings='decoder'"
-        )
+__all__ = ["Generator", "RNNSeq2Seq", "build_rnn_seq2seq"]
 
 
 def _check_teacher_forcing(ratio: float, mode: str) -> None:
@@ -126,61 +72,63 @@ class Generator(nn.Module):
 
 
 class RNNSeq2Seq(nn.Module):
-    """RNN encoder-decoder; see the module docstring. ``cfg`` is read for the keys of ``ModelConfig``."""
+    """RNN encoder-decoder; see the module docstring. Build it from a config with :func:`build_rnn_seq2seq`,
+    which checks the combination first; the arguments are the ``model.*`` keys of the same names."""
 
-    def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        *,
+        cell: str = "gru",
+        emb_dim: int = 256,
+        hid_dim: int = 256,
+        enc_layers: int = 1,
+        dec_layers: int = 1,
+        dropout: float = 0.1,
+        bidirectional: bool = False,
+        bridge: str = "concat",
+        reverse_src: bool = False,
+        packed: bool = True,
+        layer_mismatch: str = "last",
+        attention: str = "general",
+        attention_heads: int = 1,
+        attention_placement: str = "luong",
+        input_feeding: bool = False,
+        tie_embeddings: str = "none",
+    ) -> None:
         super().__init__()
-        check_rnn_config(cfg, src_vocab_size, tgt_vocab_size)
-        dec_hid = decoder_hidden_size(cfg.hid_dim, cfg.bidirectional, cfg.bridge)
-        self.src_embed = nn.Embedding(src_vocab_size, cfg.emb_dim, padding_idx=0)
-        self.tgt_embed = nn.Embedding(tgt_vocab_size, cfg.emb_dim, padding_idx=0)
-        self.encoder = RNNEncoder(
-            cell=cfg.cell,
-            emb_dim=cfg.emb_dim,
-            hid_dim=cfg.hid_dim,
-            layers=cfg.enc_layers,
-            dropout=cfg.dropout,
-            bidirectional=cfg.bidirectional,
-            reverse_src=cfg.reverse_src,
-            packed=cfg.packed,
-        )
-        self.bridge = Bridge(
-            kind=cfg.bridge,
-            hid_dim=cfg.hid_dim,
-            bidirectional=cfg.bidirectional,
-            num_states=2 if cfg.cell == "lstm" else 1,
-            enc_layers=cfg.enc_layers,
-            dec_layers=cfg.dec_layers,
-            layer_mismatch=cfg.layer_mismatch,
-        )
-        self.attention = build_attention(cfg.attention, dec_hid, dec_hid, cfg.attention_heads)
+        dec_hid = decoder_hidden_size(hid_dim, bidirectional, bridge)
+        self.src_embed = nn.Embedding(src_vocab_size, emb_dim, padding_idx=0)
+        self.tgt_embed = nn.Embedding(tgt_vocab_size, emb_dim, padding_idx=0)
+        self.encoder = RNNEncoder(cell=cell, emb_dim=emb_dim, hid_dim=hid_dim, layers=enc_layers, dropout=dropout,
+                                  bidirectional=bidirectional, reverse_src=reverse_src, packed=packed)
+        self.bridge = Bridge(kind=bridge, hid_dim=hid_dim, bidirectional=bidirectional,
+                             num_states=2 if cell == "lstm" else 1, enc_layers=enc_layers, dec_layers=dec_layers,
+                             layer_mismatch=layer_mismatch, with_memory=attention != "none")
+        self.attention = build_attention(attention, dec_hid, dec_hid, attention_heads)
         self.decoder = RNNDecoder(
-            cell=cfg.cell,
-            emb_dim=cfg.emb_dim,
-            hid_dim=dec_hid,
-            layers=cfg.dec_layers,
-            dropout=cfg.dropout,
+            cell=cell, emb_dim=emb_dim, hid_dim=dec_hid, layers=dec_layers, dropout=dropout,
             context_dim=self.attention.output_dim if self.attention is not None else 0,
-            placement=cfg.attention_placement,
-            input_feeding=cfg.input_feeding,
-            with_attention=self.attention is not None,
-        )
-        tied = cfg.tie_embeddings != "none"
-        self.generator = Generator(dec_hid, tgt_vocab_size, cfg.emb_dim if tied else None, bias=not tied)
+            placement=attention_placement, input_feeding=input_feeding, with_attention=self.attention is not None,
+        )  # fmt: skip
+        check_tying(tie_embeddings, src_vocab_size, tgt_vocab_size)
+        tied = tie_embeddings != "none"
+        self.generator = Generator(dec_hid, tgt_vocab_size, emb_dim if tied else None, bias=not tied)
         if tied:
             self.generator.weight = self.tgt_embed.weight  # one Parameter, one storage
-        if cfg.tie_embeddings == "three_way":
+        if tie_embeddings == "three_way":
             self.src_embed.weight = self.tgt_embed.weight
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> RNNDecoderState:
         """src (B, S), src_lengths (B,) -> the decoder's initial state (memory prepared for attention)."""
         outputs, final_states = self.encoder(self.src_embed(src), src_lengths)  # (B, S, dirs * H)
         hidden = self.bridge(final_states)  # ((dec_layers, B, Hd), ...)
-        memory = self.bridge.project_memory(outputs)  # (B, S, Hd)
         positions = torch.arange(src.size(1), device=src.device)
         src_mask = positions.unsqueeze(0) < src_lengths.to(src.device).unsqueeze(1)  # (B, S)
         keys = values = None
         if self.attention is not None:
+            memory = self.bridge.project_memory(outputs)  # (B, S, Hd)
             keys, values = self.attention.prepare(memory, memory)
         return self.decoder.init_state(hidden, keys, values, src_mask)
 
@@ -270,3 +218,12 @@ class RNNSeq2Seq(nn.Module):
             )
         cross = (weights,) if return_attentions and weights is not None else None
         return Seq2SeqOutput(logits=logits, cross_attentions=cross)
+
+
+def build_rnn_seq2seq(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> RNNSeq2Seq:
+    """An :class:`RNNSeq2Seq` from the ``model`` config section, after :func:`check_model`."""
+    check_model(cfg, src_vocab_size, tgt_vocab_size)
+    keys = ("cell", "emb_dim", "hid_dim", "enc_layers", "dec_layers", "dropout", "bidirectional", "bridge",
+            "reverse_src", "packed", "layer_mismatch", "attention", "attention_heads", "attention_placement",
+            "input_feeding", "tie_embeddings")
+    return RNNSeq2Seq(src_vocab_size, tgt_vocab_size, **{key: getattr(cfg, key) for key in keys})

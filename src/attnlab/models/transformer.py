@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor, nn
 
 from attnlab.models.embeddings import TransformerEmbedding
+from attnlab.models.options import NORMS, check_model, check_tying
 from attnlab.models.outputs import Seq2SeqOutput, StepOutput
 from attnlab.models.transformer_layers import (
     Decoder,
@@ -91,7 +92,9 @@ class Transformer(nn.Module):
         padding_idx: int = 0,
     ) -> None:
         super().__init__()
-        _check_choices(norm, tie_embeddings, src_vocab_size, tgt_vocab_size)
+        if norm not in NORMS:
+            raise ValueError(f"norm {norm!r} is unknown; use 'post' (2017 paper) or 'pre'")
+        check_tying(tie_embeddings, src_vocab_size, tgt_vocab_size)
         self.padding_idx = padding_idx
         pre_norm = norm == "pre"
         sizes = (d_model, heads, ffn_dim, dropout, activation, pre_norm)
@@ -166,22 +169,9 @@ class Transformer(nn.Module):
         return StepOutput(logits, new_state, out.cross_attentions)
 
 
-def _check_choices(norm: str, tie_embeddings: str, src_vocab_size: int, tgt_vocab_size: int) -> None:
-    if norm not in ("post", "pre"):
-        raise ValueError(f"norm {norm!r} is unknown; use 'post' (2017 paper) or 'pre'")
-    if tie_embeddings not in ("none", "decoder", "three_way"):
-        raise ValueError(f"tie_embeddings {tie_embeddings!r} is unknown; use 'none', 'decoder' or 'three_way'")
-    if tie_embeddings == "three_way" and src_vocab_size != tgt_vocab_size:
-        raise ValueError(
-            f"tie_embeddings='three_way' shares one matrix between the source embedding, the target "
-            f"embedding and the generator, so the vocabularies must have one size, but the source has "
-            f"{src_vocab_size} and the target {tgt_vocab_size}; build a joint vocabulary "
-            f"(data.shared_vocab=true) or use tie_embeddings='decoder'"
-        )
-
-
 def build_transformer(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Transformer:
     """A :class:`Transformer` from the ``model`` config section (``emb_dim`` is not used: see d_model)."""
+    check_model(cfg, src_vocab_size, tgt_vocab_size)
     return Transformer(
         src_vocab_size,
         tgt_vocab_size,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import resource
 import time
 from pathlib import Path
@@ -11,17 +10,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from attnlab.checkpoints import atomic_torch_save
 from attnlab.data.batching import Batch
 
-__all__ = ["SaveInitialState", "PerfMonitor", "SamplesWriter", "pick_sample_rows", "atomic_torch_save",
-           "peak_memory_mb"]
-
-
-def atomic_torch_save(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+__all__ = ["SaveInitialState", "PerfMonitor", "SamplesWriter", "pick_sample_rows", "peak_memory_mb"]
 
 
 def peak_memory_mb(device: torch.device) -> float:

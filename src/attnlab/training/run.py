@@ -1,13 +1,17 @@
 """``train(cfg)``: from a config to a complete, scored run directory; ``resume(run_dir)`` continues one.
 
-Everything that can be checked is checked before the first step: the config, the data files, the
-run directory, and (on resume) that the checkpoint fits the model and vocabulary.
+Everything that can be checked is checked before the first step: the config (when it was loaded),
+the machine (a GPU asked for and absent), the data files, the data against the model (positions),
+the run directory (free, writable, not in use), and on resume that the checkpoint fits the model and
+vocabulary. A run that fails before training starts leaves no folder behind. While a process trains,
+the run directory is locked (:class:`attnlab.rundir.RunLock`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import warnings
 from datetime import datetime
@@ -15,21 +19,27 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 
-from attnlab.config import Config, load_config, save_config
+from attnlab.checkpoints import check_state_dict, load_checkpoint, model_state
+from attnlab.config import Config, ConfigError, load_config, monitor_mode, save_config
 from attnlab.data.batching import make_batches, padding_share
-from attnlab.data.prepare import PreparedData, load_prepared, prepare_data
+from attnlab.data.cache import cached_prepare, data_key
+from attnlab.data.errors import DataError
+from attnlab.data.prepare import prepare_data
+from attnlab.data.store import PreparedData, load_run_tokenizers, open_prepared
+from attnlab.evaluation.references import GroupedReferences
 from attnlab.models.build import build_model
 from attnlab.models.summary import model_summary
-from attnlab.rundir import RunDir, RunError, check_state_dict, create_run, model_state_from_checkpoint, open_run
+from attnlab.rundir import RunDir, RunError, RunLock, create_run, open_run, read_json
 from attnlab.training.attention_snapshots import AttentionSnapshots
 from attnlab.training.callbacks import PerfMonitor, SamplesWriter, SaveInitialState
+from attnlab.training.checkpointing import RunCheckpoints, SafeCheckpointIO
 from attnlab.training.datamodule import TranslationDataModule
 from attnlab.training.loggers import build_loggers, read_metrics, truncate_metrics
-from attnlab.training.system import TranslationSystem, monitor_mode
+from attnlab.training.system import TranslationSystem
 
-__all__ = ["train", "resume", "default_run_dir"]
+__all__ = ["train", "resume", "default_run_dir", "check_machine"]
 
 
 def default_run_dir(config_path: str | Path | None) -> Path:
@@ -47,43 +57,52 @@ def _is_launcher_child() -> bool:
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
-def _open_or_create_run(run_dir: str | Path | None) -> RunDir:
-    if _is_launcher_child():
-        run = RunDir(Path(os.environ.get("ATTNLAB_RUN_DIR") or run_dir or "."))
-        run.checkpoints.mkdir(parents=True, exist_ok=True)
-        return run
-    run = create_run(run_dir or default_run_dir(None))
-    os.environ["ATTNLAB_RUN_DIR"] = str(run.root.resolve())
-    return run
+def check_machine(cfg: Config) -> None:
+    """Refuse what this machine cannot do before anything is created: a GPU that is not there."""
+    accelerator = cfg.train.accelerator
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'train.accelerator' is {accelerator!r}, but this machine has no CUDA GPU that "
+                          "torch can use; set train.accelerator=cpu (or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("config key 'train.accelerator' is 'mps', but Apple's MPS is not available here")
 
 
 def _model_size(cfg: Config) -> int:
     return cfg.model.d_model if cfg.model.arch == "transformer" else cfg.model.hid_dim
 
 
-def _detokenizer(data: PreparedData):
-    vocab, tokenizer = data.tgt_vocab, data.tgt_tokenizer
+def _check_data_fits(cfg: Config, data: PreparedData) -> None:
+    """What only the prepared data can tell: a validation split to score, sentences within the model's positions."""
+    if len(data.encoded["val"]) == 0:
+        raise DataError(f"the validation split of {data.report.source} is empty; raise data.val_ratio (or give a "
+                        "Multi30k val split with pairs)")
+    if cfg.model.arch == "transformer":
+        longest = max(int(s.src_lengths.max(initial=0)) for s in data.encoded.values())
+        longest = max(longest, max(int(s.tgt_lengths.max(initial=0)) + 1 for s in data.encoded.values()))
+        if longest > cfg.model.max_positions:
+            raise ConfigError(f"config key 'model.max_positions' is {cfg.model.max_positions}, but the prepared "
+                              f"data holds a sentence of {longest} positions (with <bos>/<eos>); raise "
+                              "model.max_positions or set data.max_len")
 
-    def detokenize(ids: list[int]) -> str:
-        return tokenizer.decode(vocab.decode(ids))
 
-    return detokenize
+def _val_references(cfg: Config, data: PreparedData) -> GroupedReferences:
+    return GroupedReferences.from_pairs(data.texts["val"], by_source=cfg.data.corpus != "multi30k",
+                                        limit=cfg.train.val_bleu_sentences)
 
 
-def _trainer(cfg: Config, run: RunDir, data: PreparedData) -> L.Trainer:
+def _trainer(cfg: Config, run: RunDir, data: PreparedData, references: GroupedReferences) -> L.Trainer:
     t = cfg.train
     mode = monitor_mode(t.monitor)
     val = data.texts["val"]
+    scored = len([g for g in references.group_of if g >= 0])
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=t.monitor, mode=mode, save_top_k=1,
-                        save_last=True, enable_version_counter=False, auto_insert_metric_name=False),
+        RunCheckpoints(run, t.monitor, mode),
         SaveInitialState(run.init),
-        PerfMonitor(run / "perf.csv"),
-        SamplesWriter(run / "samples.txt", [s for s, _ in val], [r for _, r in val], t.num_samples,
-                      len(val) if t.val_bleu_sentences is None else min(t.val_bleu_sentences, len(val))),
+        PerfMonitor(run.perf),
+        SamplesWriter(run.samples, [s for s, _ in val], [r for _, r in val], t.num_samples, scored),
     ]
     if t.attention_snapshots > 0:
-        callbacks.append(AttentionSnapshots(run / "attention", data.encoded["val"], data.src_vocab, data.tgt_vocab,
+        callbacks.append(AttentionSnapshots(run.attention, data.encoded["val"], data.src_vocab, data.tgt_vocab,
                                             t.attention_snapshots))
     if t.patience is not None:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode=mode, patience=t.patience))
@@ -94,6 +113,7 @@ def _trainer(cfg: Config, run: RunDir, data: PreparedData) -> L.Trainer:
         logger=build_loggers(t, run.root), callbacks=callbacks, default_root_dir=str(run.root),
         log_every_n_steps=t.log_every, num_sanity_val_steps=0, val_check_interval=t.val_check_interval,
         use_distributed_sampler=False, deterministic="warn", enable_model_summary=False,
+        plugins=[SafeCheckpointIO()],
     )
 
 
@@ -107,11 +127,13 @@ def _fit(cfg: Config, run: RunDir, data: PreparedData, ckpt_path: Path | None) -
         torch.set_num_threads(cfg.train.num_threads)
     model = build_model(cfg.model, len(data.src_vocab), len(data.tgt_vocab))
     if ckpt_path is not None:
-        check_state_dict(model, model_state_from_checkpoint(ckpt_path), ckpt_path)
-    system = TranslationSystem(model, cfg.train, cfg.decode, _model_size(cfg), _detokenizer(data),
-                               [ref for _, ref in data.texts["val"]])
+        check_state_dict(model, model_state(ckpt_path), ckpt_path)
+    references = _val_references(cfg, data)
+    vocab, tokenizer = data.tgt_vocab, data.tgt_tokenizer
+    system = TranslationSystem(model, cfg.train, cfg.decode, _model_size(cfg),
+                               lambda ids: tokenizer.decode(vocab.decode(ids)), references)
     datamodule = TranslationDataModule(data, cfg.train.batch_tokens, cfg.train.batch_size, cfg.train.seed)
-    trainer = _trainer(cfg, run, data)
+    trainer = _trainer(cfg, run, data, references)
     with warnings.catch_warnings():
         # Advice that does not apply: batches are built in the main process on purpose (they are cheap
         # and deterministic), and short epochs are expected on small corpora.
@@ -119,74 +141,142 @@ def _fit(cfg: Config, run: RunDir, data: PreparedData, ckpt_path: Path | None) -
         warnings.filterwarnings("ignore", ".*deterministic.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
-        trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                    weights_only=True if ckpt_path else None)
     if not trainer.is_global_zero:
         return {}
     return _write_summary(cfg, run, data, model, trainer)
 
 
 def _write_summary(cfg: Config, run: RunDir, data: PreparedData, model, trainer: L.Trainer) -> dict:
-    perf = [dict(r) for r in _read_csv(run / "perf.csv")]
-    metrics = [r for r in read_metrics(run / "metrics.csv") if r.get("val/loss")]
-    mode = monitor_mode(cfg.train.monitor)
-    best = (min if mode == "min" else max)(metrics, key=lambda r: float(r[cfg.train.monitor]), default=None)
+    perf = read_metrics(run.perf) if run.perf.is_file() else []
+    checkpoints = next(c for c in trainer.callbacks if isinstance(c, RunCheckpoints))
+    rows = [r for r in read_metrics(run.metrics) if r.get("val/loss")] if run.metrics.is_file() else []
+    candidates = [r for r in rows if int(float(r["epoch"])) == checkpoints.best_epoch and r.get(cfg.train.monitor)]
+    best = min(candidates, key=lambda r: abs(float(r[cfg.train.monitor]) - (checkpoints.best_score or 0.0)),
+               default=None)  # the validation best.ckpt holds (several per epoch with val_check_interval < 1)
     batches = make_batches(data.encoded["train"], cfg.train.batch_tokens, cfg.train.batch_size, seed=cfg.train.seed)
     summary = {
         "parameters": model_summary(model),
         "epochs": int(trainer.current_epoch),
         "steps": int(trainer.global_step),
         "interrupted": bool(trainer.interrupted),
+        "stopped_early": any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks),
         "train_time_s": sum(float(r["perf/train_time_s"]) for r in perf),
         "tokens_per_sec": (sum(float(r["perf/tokens_per_sec"]) for r in perf) / len(perf)) if perf else None,
         "peak_memory_mb": max((float(r["perf/peak_memory_mb"]) for r in perf), default=None),
         "padding_share": padding_share(data.encoded["train"], batches),
         "best": {k: float(v) for k, v in (best or {}).items() if k.startswith("val/") and v} | (
-            {"epoch": int(float(best["epoch"])), "step": int(float(best["step"]))} if best else {}),
+            {"epoch": checkpoints.best_epoch, "step": checkpoints.best_step} if best else {}),
         "data": data.report.split_pairs,
     }
-    (run / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    run.summary.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 
 
-def _read_csv(path: Path) -> list[dict]:
-    return read_metrics(path) if path.is_file() else []
+def _prepared(cfg: Config, run: RunDir, data_cache: str | Path | None) -> PreparedData:
+    """The run's data: in a shared cache, in the run's own ``prepared/`` (made by the first process), or new."""
+    if data_cache is not None:
+        return cached_prepare(cfg.data, data_cache)
+    if run.prepared.exists():
+        return open_prepared(run.prepared)
+    return prepare_data(cfg.data, run.prepared, key=data_key(cfg.data))
 
 
-def train(cfg: Config, run_dir: str | Path | None = None, data: PreparedData | None = None) -> tuple[RunDir, dict]:
+def train(cfg: Config, run_dir: str | Path | None = None, data: PreparedData | None = None,
+          data_cache: str | Path | None = None) -> tuple[RunDir, dict]:
     """Prepare the data, build the model, train it and write the run directory. Returns its summary.
 
-    ``data``: the result of ``prepare_data(cfg.data)`` when the caller already has it (a sweep
-    shares one preparation between its variants); it must come from this very data config.
+    ``data``: the result of ``prepare_data(cfg.data)`` when the caller already has it; it must come
+    from this very data config. ``data_cache``: a folder of prepared data shared between runs
+    (``attnlab train --data-cache``, a sweep's ``prepared/``); by default the run keeps its own.
     """
-    run = _open_or_create_run(run_dir)
-    started = time.perf_counter()
-    data = prepare_data(cfg.data) if data is None else data
-    if not _is_launcher_child():
-        save_config(cfg, run.config)
-        data.save(run.root)
-    summary = _fit(cfg, run, data, ckpt_path=None)
-    summary["wall_time_s"] = time.perf_counter() - started
+    check_machine(cfg)
+    if _is_launcher_child():
+        run = RunDir(Path(os.environ.get("ATTNLAB_RUN_DIR") or run_dir or "."))
+        summary = _fit(cfg, run, data or _prepared(cfg, run, data_cache), ckpt_path=None)
+        return run, summary
+    root = Path(run_dir or default_run_dir(None))
+    existed = root.exists()
+    run, lock = create_run(root)
+    os.environ["ATTNLAB_RUN_DIR"] = str(run.root.resolve())
+    with lock:
+        started = time.perf_counter()
+        try:
+            data = data or _prepared(cfg, run, data_cache)
+            _check_data_fits(cfg, data)
+            save_config(cfg, run.config)
+            data.save(run.root)
+        except BaseException:
+            _discard(run, existed)
+            raise
+        summary = _fit(cfg, run, data, ckpt_path=None)
+        summary["wall_time_s"] = time.perf_counter() - started
     return run, summary
+
+
+def _discard(run: RunDir, existed: bool) -> None:
+    """Remove what a failed start made: the whole folder if it was new, else only the run's own entries."""
+    if not existed:
+        shutil.rmtree(run.root, ignore_errors=True)
+        return
+    for path in (run.prepared, run.checkpoints, run.config, run.data_json, run.lock_file):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def resume(run_dir: str | Path) -> tuple[RunDir, dict]:
-    """Continue an interrupted run from its last checkpoint, with the run's own config and data."""
+    """Continue an interrupted run from its last completed validation, with the run's own config and data.
+
+    A run stopped before its first validation has nothing to continue from: it starts again from
+    the beginning, keeping its config (``restarted`` is then True in the summary).
+    """
     run = open_run(run_dir)
-    if not run.last.is_file():
-        raise RunError(f"{run.root} has no checkpoints/last.ckpt to resume from (interrupted before the first "
-                       "validation?); start it again with 'attnlab train'")
-    cfg = load_config(run.config)
-    data = prepare_data(cfg.data)
-    _check_same_vocab(run, data)
-    checkpoint = torch.load(run.last, map_location="cpu", weights_only=False)
-    truncate_metrics(run / "metrics.csv", int(checkpoint["epoch"]))
-    truncate_metrics(run / "perf.csv", int(checkpoint["epoch"]))
-    summary = _fit(cfg, run, data, ckpt_path=run.last)
-    return run, summary
+    with RunLock(run):
+        cfg = load_config(run.config)
+        check_machine(cfg)
+        data = _resume_data(cfg, run)
+        _check_same_vocab(run, data)
+        os.environ["ATTNLAB_RUN_DIR"] = str(run.root.resolve())
+        if not run.last.is_file():
+            _clear_progress(run)
+            summary = _fit(cfg, run, data, ckpt_path=None)
+            summary["restarted"] = True
+            return run, summary
+        epoch = load_checkpoint(run.last).get("epoch")
+        if not isinstance(epoch, int):
+            raise RunError(f"checkpoint {run.last} holds no epoch; it was not written by 'attnlab train'")
+        truncate_metrics(run.metrics, epoch)
+        truncate_metrics(run.perf, epoch)
+        return run, _fit(cfg, run, data, ckpt_path=run.last)
+
+
+def _resume_data(cfg: Config, run: RunDir) -> PreparedData:
+    """The prepared data the run trained on if it is still there and current, else prepared again."""
+    meta = read_json(run.data_json, "data file")
+    stored = meta.get("prepared") if isinstance(meta, dict) else None
+    key = data_key(cfg.data)
+    for folder in ([run.root / stored] if isinstance(stored, str) else []) + [run.prepared]:
+        if folder.is_dir() and (folder / "index.json").is_file():
+            data = open_prepared(folder)
+            if data.key in ("", key):
+                return data
+    shutil.rmtree(run.prepared, ignore_errors=True)
+    return prepare_data(cfg.data, run.prepared, key=key)
+
+
+def _clear_progress(run: RunDir) -> None:
+    """Forget a run's partial progress (it stopped before its first checkpoint), keeping config and data."""
+    for path in (run.metrics, run.perf, run.samples, run.summary, run.init):
+        path.unlink(missing_ok=True)
+    for folder in (run.attention, run.root / "tensorboard"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_same_vocab(run: RunDir, data: PreparedData) -> None:
-    _, _, src_vocab, tgt_vocab, _ = load_prepared(run.root)
+    _, _, src_vocab, tgt_vocab, _ = load_run_tokenizers(run.root)
     if src_vocab.itos != data.src_vocab.itos or tgt_vocab.itos != data.tgt_vocab.itos:
         raise RunError(f"the data prepared from {run.config} no longer gives the run's vocabulary "
-                       f"({run.root}/src_vocab.json); was the corpus changed?")
+                       f"({run.src_vocab}); was the corpus changed?")

@@ -1,55 +1,54 @@
 """The LightningModule: wraps a seq2seq ``nn.Module`` with loss, optimiser, schedule and validation.
 
-Every validation logs ``val/loss`` (per target token), ``val/ppl`` and sacreBLEU ``val/bleu`` and
+Every validation logs ``val/loss`` (per target token), ``val/ppl``, and sacreBLEU ``val/bleu`` and
 ``val/chrf`` of greedy translations of a fixed validation subset (the first
-``train.val_bleu_sentences`` pairs).
+``train.val_bleu_sentences`` distinct source sentences), scored against every reference of each
+source, with the single-reference scores beside them (``val/bleu_1ref``, ``val/chrf_1ref``); see
+:mod:`attnlab.evaluation.references`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
+from attnlab.config import VAL_METRICS, monitor_mode
 from attnlab.data.batching import Batch
 from attnlab.decoding.greedy import greedy_decode
-from attnlab.evaluation.scores import score_corpus
+from attnlab.evaluation.references import GroupedReferences
 from attnlab.training.losses import sequence_loss
 from attnlab.training.optim import build_optimizer, lr_factor
 
 if TYPE_CHECKING:
     from attnlab.config import DecodeConfig, TrainConfig
 
-__all__ = ["TranslationSystem", "monitor_mode"]
-
-
-def monitor_mode(metric: str) -> str:
-    """'max' for scores that grow (BLEU, chrF), 'min' for losses and perplexity."""
-    return "max" if metric.endswith(("bleu", "chrf")) else "min"
+__all__ = ["TranslationSystem"]
 
 
 class TranslationSystem(L.LightningModule):
     """``model`` follows the protocol in ``attnlab.models.outputs``.
 
-    ``detokenize`` turns target ids into text; ``val_references`` are the validation targets as text,
-    in split order, against which greedy translations are scored.
+    ``detokenize`` turns target ids into text; ``val_references`` groups the validation pairs by
+    source: the first pair of each scored group is translated, and scored against the group's references.
     """
 
     def __init__(self, model: nn.Module, train_cfg: TrainConfig, decode_cfg: DecodeConfig, model_size: int,
-                 detokenize: Callable[[list[int]], str], val_references: Sequence[str]):
+                 detokenize: Callable[[list[int]], str], val_references: GroupedReferences):
         super().__init__()
         self.model = model
         self.train_cfg, self.decode_cfg = train_cfg, decode_cfg
         self.model_size = model_size
         self.detokenize = detokenize
-        self.val_references = list(val_references)
-        limit = train_cfg.val_bleu_sentences
-        self.bleu_rows = len(self.val_references) if limit is None else min(limit, len(self.val_references))
-        self.val_translations: dict[int, str] = {}
+        self.val_references = val_references
+        self._decode_rows = np.zeros(len(val_references.group_of), dtype=bool)  # (val pairs,) translate these
+        self._decode_rows[val_references.first_pairs] = True
+        self.val_translations: dict[int, str] = {}  # pair index -> translation, for the translated pairs
         self.last_scores: dict = {}
         self._sums = {"val_loss": 0.0, "val_tokens": 0, "train_loss": 0.0, "train_tokens": 0}
 
@@ -89,7 +88,7 @@ class TranslationSystem(L.LightningModule):
         loss_sum, tokens = self._step(batch, teacher_forcing=1.0)
         self._sums["val_loss"] += float(loss_sum)
         self._sums["val_tokens"] += tokens
-        rows = batch.indices < self.bleu_rows
+        rows = torch.from_numpy(self._decode_rows[batch.indices.cpu().numpy()]).to(batch.src.device)
         if bool(rows.any()):
             hypotheses = greedy_decode(self.model, batch.src[rows], batch.src_lengths[rows],
                                        self.decode_cfg.max_len_ratio, self.decode_cfg.max_len)
@@ -98,11 +97,12 @@ class TranslationSystem(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         loss = self._sums["val_loss"] / max(self._sums["val_tokens"], 1)
-        order = sorted(self.val_translations)
-        scores = score_corpus([self.val_translations[i] for i in order], [self.val_references[i] for i in order])
+        hypotheses = [self.val_translations[i] for i in self.val_references.first_pairs]
+        scores = self.val_references.score(hypotheses)
         self.last_scores = {"loss": loss, "ppl": math.exp(min(loss, 50.0)), **scores}
-        for key in ("loss", "ppl", "bleu", "chrf"):
-            self.log(f"val/{key}", float(self.last_scores[key]), sync_dist=True, prog_bar=key in ("loss", "bleu"))
+        for key in VAL_METRICS:
+            name = key.removeprefix("val/")
+            self.log(key, float(self.last_scores[name]), sync_dist=True, prog_bar=name in ("loss", "bleu"))
 
     def configure_optimizers(self) -> dict:
         cfg = self.train_cfg
