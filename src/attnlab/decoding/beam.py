@@ -17,6 +17,15 @@ them, or when it reaches its length limit (then its open hypotheses are kept as 
 ``complete=False``). Finished hypotheses are ranked by the GNMT length-normalised score
 ``log P / ((5 + steps) / 6) ** alpha`` (Wu et al. 2016), complete ones before cut ones.
 
+The other ranking (``length_penalty_form="power"``) is CTranslate2's: ``log P / steps ** alpha``
+(``steps`` counts the ``<eos>``, as CTranslate2 does). With it the search follows CTranslate2's rules
+throughout, so both backends find the same translations: with ``alpha > 0`` a sentence stops once
+``K`` hypotheses have finished; at the length limit only the first ``K`` candidates are kept, and
+cut hypotheses are ranked together with complete ones (at ``alpha = 0`` that is the only difference).
+GNMT's stays the default: every result attnlab has published was searched with it, and its divisor
+grows slowly, so the alpha tuned for it (0.6) keeps its meaning; the power form needs its own alpha
+(at 0.6 and 11 steps GNMT divides by 1.80, the power form by 4.22).
+
 "No open one can beat" compares the best open hypothesis as if it ended now. With ``alpha = 0`` this
 is exact: log-probabilities only fall as a hypothesis grows. With ``alpha > 0`` a longer continuation
 could still overtake; like GNMT and Hugging Face we accept that estimate, which also makes beam
@@ -34,7 +43,7 @@ from attnlab.data.vocab import BOS_ID, EOS_ID
 from attnlab.decoding.greedy import UNPRODUCIBLE, Hypothesis, check_sources, length_limits
 from attnlab.models.outputs import DecoderState
 
-__all__ = ["beam_search", "gnmt_length_penalty"]
+__all__ = ["beam_search", "gnmt_length_penalty", "power_length_penalty", "LengthNorm", "LENGTH_PENALTY_FORMS"]
 
 Attentions = tuple[Tensor, ...]  # one tensor per layer
 
@@ -42,6 +51,38 @@ Attentions = tuple[Tensor, ...]  # one tensor per layer
 def gnmt_length_penalty(steps: int, alpha: float) -> float:
     """GNMT's ``((5 + steps) / 6) ** alpha``; 1.0 when ``alpha`` is 0 (rank by log-probability)."""
     return ((5.0 + steps) / 6.0) ** alpha
+
+
+def power_length_penalty(steps: int, alpha: float) -> float:
+    """CTranslate2's ``steps ** alpha`` (``<eos>`` counted); 1.0 when ``alpha`` is 0."""
+    return float(steps) ** alpha
+
+
+LENGTH_PENALTY_FORMS = ("gnmt", "power")
+
+
+@dataclass(frozen=True)
+class LengthNorm:
+    """How finished hypotheses are ranked, ``score / divisor``, and when a sentence's search stops."""
+
+    alpha: float = 0.0
+    form: str = "gnmt"
+
+    def divisor(self, steps: int) -> float:
+        """For a hypothesis of ``steps`` decoding steps (its tokens, and ``<eos>`` when it has one)."""
+        if self.form == "power":
+            return power_length_penalty(steps, self.alpha)
+        return gnmt_length_penalty(steps, self.alpha)
+
+    @property
+    def complete_first(self) -> bool:
+        """attnlab's ranking puts complete hypotheses before cut ones; CTranslate2's ranks them together."""
+        return self.form == "gnmt"
+
+    @property
+    def stops_at_k_finished(self) -> bool:
+        """CTranslate2's stopping rule (power form, alpha > 0) rather than "no open one can beat the K-th"."""
+        return self.form == "power" and self.alpha > 0
 
 
 @dataclass
@@ -64,6 +105,7 @@ class _Beams:
     limits: Tensor  # (A,) length limit in steps
     scores: Tensor  # (A, K) summed log-probabilities
     kth_best: Tensor  # (A, K) normalised scores of the best K complete hypotheses so far (-inf: none)
+    n_finished: Tensor  # (A,) complete hypotheses so far
     tokens: Tensor  # (A * K, t) the t tokens emitted so far
     attentions: Attentions | None  # per layer (A * K, heads, t, S)
     state: DecoderState  # the model's own, A * K rows
@@ -80,7 +122,9 @@ class _Candidates:
     open_pos: Tensor  # (A, K) positions (in 2K) of the best K non-<eos> candidates
 
 
-def _check_arguments(beam_size: int, n_best: int, length_penalty_alpha: float) -> None:
+def _check_arguments(beam_size: int, n_best: int, length_penalty_alpha: float, form: str) -> None:
+    if form not in LENGTH_PENALTY_FORMS:
+        raise ValueError(f"length penalty form {form!r} is unknown; use 'gnmt' or 'power'")
     if beam_size < 1:
         raise ValueError(f"beam size is {beam_size}; it must be >= 1")
     if not 1 <= n_best <= beam_size:
@@ -98,6 +142,7 @@ def _initial_beams(model: nn.Module, src: Tensor, src_lengths: Tensor, limits: T
     return _Beams(
         sentences=torch.arange(B, device=device), limits=limits, scores=scores,
         kth_best=torch.full((B, K), float("-inf"), device=device),
+        n_finished=torch.zeros(B, dtype=torch.long, device=device),
         tokens=torch.zeros(B * K, 0, dtype=torch.long, device=device), attentions=None, state=state,
     )  # fmt: skip
 
@@ -117,7 +162,7 @@ def _top_candidates(beams: _Beams, log_probs: Tensor, K: int) -> _Candidates:
     return _Candidates(scores, rows, tokens, accepted_eos, open_pos)
 
 
-def _finished(beams: _Beams, cand: _Candidates, mask: Tensor, append_token: bool, steps: int, alpha: float,
+def _finished(beams: _Beams, cand: _Candidates, mask: Tensor, append_token: bool, steps: int, norm: LengthNorm,
               attentions: Attentions | None, complete: bool) -> _Finished:
     """Snapshot the candidates where ``mask`` (A, 2K) is True as finished hypotheses.
 
@@ -131,19 +176,19 @@ def _finished(beams: _Beams, cand: _Candidates, mask: Tensor, append_token: bool
     scores = cand.scores[sentence_pos, cand_pos]
     return _Finished(
         sentences=beams.sentences[sentence_pos], tokens=tokens, scores=scores,
-        normalized=scores / gnmt_length_penalty(steps, alpha),
+        normalized=scores / norm.divisor(steps),
         attentions=None if attentions is None else tuple(a[rows] for a in attentions), complete=complete,
     )  # fmt: skip
 
 
-def _advance(beams: _Beams, cand: _Candidates, keep: Tensor, kth_best: Tensor, state: DecoderState,
-             attentions: Attentions | None) -> _Beams:
+def _advance(beams: _Beams, cand: _Candidates, keep: Tensor, kth_best: Tensor, n_finished: Tensor,
+             state: DecoderState, attentions: Attentions | None) -> _Beams:
     """The open beams of the sentences in ``keep`` (A,) bool, with every history reordered."""
     open_rows = cand.rows.gather(1, cand.open_pos)[keep].view(-1)  # (A' * K,) the backpointers
     open_tokens = cand.tokens.gather(1, cand.open_pos)[keep].view(-1, 1)  # (A' * K, 1)
     return _Beams(
         sentences=beams.sentences[keep], limits=beams.limits[keep],
-        scores=cand.scores.gather(1, cand.open_pos)[keep], kth_best=kth_best[keep],
+        scores=cand.scores.gather(1, cand.open_pos)[keep], kth_best=kth_best[keep], n_finished=n_finished[keep],
         tokens=torch.cat([beams.tokens[open_rows], open_tokens], dim=1),
         attentions=None if attentions is None else tuple(a[open_rows] for a in attentions),
         state=state.reorder(open_rows),
@@ -159,7 +204,7 @@ def _with_step(history: Attentions | None, step: Attentions | None) -> Attention
     return tuple(torch.cat([h, s], dim=2) for h, s in zip(history, step, strict=True))
 
 
-def _step(model: nn.Module, beams: _Beams, K: int, t: int, alpha: float,
+def _step(model: nn.Module, beams: _Beams, K: int, t: int, norm: LengthNorm,
           return_attentions: bool) -> tuple[_Beams | None, list[_Finished]]:
     """Decode step ``t`` (the one producing token ``t + 1``) for every open hypothesis."""
     if t == 0:
@@ -171,31 +216,35 @@ def _step(model: nn.Module, beams: _Beams, K: int, t: int, alpha: float,
     log_probs[:, list(UNPRODUCIBLE)] = float("-inf")
     cand = _top_candidates(beams, log_probs, K)
     attentions = _with_step(beams.attentions, out.cross_attentions if return_attentions else None)
-    steps, lp = t + 1, gnmt_length_penalty(t + 1, alpha)
+    steps, lp = t + 1, norm.divisor(t + 1)
     finished = []
     if bool(cand.accepted_eos.any()):
-        finished.append(_finished(beams, cand, cand.accepted_eos, False, steps, alpha, attentions, complete=True))
+        finished.append(_finished(beams, cand, cand.accepted_eos, False, steps, norm, attentions, complete=True))
     new_normalized = torch.where(cand.accepted_eos, cand.scores / lp, float("-inf"))  # (A, 2K)
     kth_best = torch.cat([beams.kth_best, new_normalized], dim=1).topk(K, dim=1).values  # (A, K)
+    count = beams.n_finished + cand.accepted_eos.sum(dim=1)  # (A,)
     best_open = cand.scores.gather(1, cand.open_pos)[:, 0] / lp  # (A,)
     at_limit = steps >= beams.limits
-    done = at_limit | (kth_best[:, -1] >= best_open)
+    done = at_limit | ((count >= K) if norm.stops_at_k_finished else (kth_best[:, -1] >= best_open))
     if bool(at_limit.any()):
         cut = torch.zeros_like(cand.accepted_eos).scatter(1, cand.open_pos, True) & at_limit.unsqueeze(1)
-        finished.append(_finished(beams, cand, cut & cand.scores.isfinite(), True, steps, alpha, attentions,
+        if not norm.complete_first:
+            cut[:, K:] = False  # CTranslate2 keeps the first K candidates at the limit, <eos> or not
+        finished.append(_finished(beams, cand, cut & cand.scores.isfinite(), True, steps, norm, attentions,
                                   complete=False))
     if bool(done.all()):
         return None, finished
-    return _advance(beams, cand, ~done, kth_best, out.state, attentions), finished
+    return _advance(beams, cand, ~done, kth_best, count, out.state, attentions), finished
 
 
-def _assemble(finished: list[_Finished], batch: int, n_best: int, src_lengths: list[int]) -> list[list[Hypothesis]]:
-    """Per sentence, the ``n_best`` best finished hypotheses: complete before cut, then by normalised score."""
+def _assemble(finished: list[_Finished], batch: int, n_best: int, src_lengths: list[int],
+              complete_first: bool = True) -> list[list[Hypothesis]]:
+    """Per sentence, the ``n_best`` best finished hypotheses by normalised score (complete before cut first)."""
     entries: list[list[tuple[tuple[bool, float], _Finished, int]]] = [[] for _ in range(batch)]
     for chunk in finished:
         for i, (sentence, normalized) in enumerate(zip(chunk.sentences.tolist(), chunk.normalized.tolist(),
                                                        strict=True)):
-            entries[sentence].append(((chunk.complete, normalized), chunk, i))
+            entries[sentence].append(((chunk.complete or not complete_first, normalized), chunk, i))
     results = []
     for sentence, candidates in enumerate(entries):
         candidates.sort(key=lambda entry: entry[0], reverse=True)  # stable: earlier first on ties
@@ -214,13 +263,15 @@ def _hypothesis(chunk: _Finished, i: int, src_len: int) -> Hypothesis:
 @torch.no_grad()
 def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: int = 5, n_best: int = 1,
                 length_penalty: float = 0.0, max_len_ratio: float = 1.5, max_len: int = 100,
-                return_attentions: bool = False) -> list[list[Hypothesis]]:
+                return_attentions: bool = False, length_penalty_form: str = "gnmt") -> list[list[Hypothesis]]:
     """Beam search for a batch; see the module docstring.
 
     Args:
         src: (B, S) source ids padded with 0; src_lengths: (B,).
         beam_size: K, the open hypotheses kept per sentence; ``n_best`` (<= K) are returned.
-        length_penalty: GNMT alpha; 0 ranks finished hypotheses by summed log-probability.
+        length_penalty: alpha; 0 ranks finished hypotheses by summed log-probability.
+        length_penalty_form: ``"gnmt"`` ranks by ``log P / ((5 + steps) / 6) ** alpha``, ``"power"`` by
+            ``log P / steps ** alpha`` with CTranslate2's stopping rule (module docstring).
         max_len_ratio, max_len: the per-sentence limit in steps, as :func:`length_limits`.
         return_attentions: give every hypothesis its cross-attention, per layer
             (heads, steps, src_len), carried through the beam's reordering.
@@ -229,14 +280,15 @@ def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: i
         Per sentence, up to ``n_best`` :class:`Hypothesis`, best first (fewer only when the model
         gives too few tokens a finite probability).
     """
-    _check_arguments(beam_size, n_best, length_penalty)
+    _check_arguments(beam_size, n_best, length_penalty, length_penalty_form)
+    norm = LengthNorm(length_penalty, length_penalty_form)
     check_sources(src, src_lengths)
     limits = length_limits(src_lengths, max_len_ratio, max_len).to(src.device)
     beams: _Beams | None = _initial_beams(model, src, src_lengths, limits, beam_size)
     finished: list[_Finished] = []
     t = 0
     while beams is not None:
-        beams, done = _step(model, beams, beam_size, t, length_penalty, return_attentions)
+        beams, done = _step(model, beams, beam_size, t, norm, return_attentions)
         finished.extend(done)
         t += 1
-    return _assemble(finished, src.size(0), n_best, src_lengths.tolist())
+    return _assemble(finished, src.size(0), n_best, src_lengths.tolist(), norm.complete_first)

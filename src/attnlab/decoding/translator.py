@@ -22,11 +22,15 @@ from torch import Tensor, nn
 
 from attnlab.data.normalize import get_normalizer
 from attnlab.data.vocab import EOS
-from attnlab.decoding.beam import beam_search
+from attnlab.decoding.beam import LengthNorm, beam_search
+from attnlab.decoding.forced import add_forced_attentions
 from attnlab.decoding.greedy import Hypothesis, greedy_decode
+from attnlab.decoding.loading import load_run
+from attnlab.rundir import RunDir
 
 if TYPE_CHECKING:
     from attnlab.config import Config
+    from attnlab.decoding.ctranslate2_backend import CTranslate2Search
 
 __all__ = ["Translator", "Translation", "Candidate", "TruncationWarning"]
 
@@ -43,6 +47,9 @@ class Candidate:
     ``score``: summed log-probability (``<eos>`` included); ``normalized_score``: what beam search
     ranked by (None from greedy search). ``complete``: False when cut at the length limit.
     ``cross_attentions``: when asked, one (heads, len(tgt_tokens), len(src_tokens)) tensor per layer.
+    ``encoder_attentions`` (heads, len(src_tokens), len(src_tokens)) and ``decoder_attentions``
+    (heads, len(tgt_tokens), len(tgt_tokens)): when asked, per layer, from a teacher-forced pass over
+    the output (:mod:`attnlab.decoding.forced`); None for models without them (RNNs).
     """
 
     text: str
@@ -51,6 +58,8 @@ class Candidate:
     normalized_score: float | None = None
     complete: bool = True
     cross_attentions: tuple[Tensor, ...] | None = None
+    encoder_attentions: tuple[Tensor, ...] | None = None
+    decoder_attentions: tuple[Tensor, ...] | None = None
 
     @property
     def tgt_tokens(self) -> list[str]:
@@ -94,8 +103,33 @@ class Translation:
         return self.best.cross_attentions
 
     @property
+    def encoder_attentions(self) -> tuple[Tensor, ...] | None:
+        return self.best.encoder_attentions
+
+    @property
+    def decoder_attentions(self) -> tuple[Tensor, ...] | None:
+        return self.best.decoder_attentions
+
+    @property
     def tgt_tokens(self) -> list[str]:
         return self.best.tgt_tokens
+
+    def _repr_html_(self) -> str | None:
+        """In a notebook, the interactive view of the best candidate's attention, every kind it has (offline).
+
+        Only with ``translate(..., return_attention=True)``; otherwise None, and the plain repr shows.
+        """
+        if self.cross_attentions is None:
+            return None
+        # presentation only: the viz layer (arrays in, HTML out) is imported when a notebook shows this
+        from attnlab.viz.html import render_attention_view
+        from attnlab.viz.records import AttentionRecord
+
+        kinds = {"encoder": self.encoder_attentions, "decoder": self.decoder_attentions,
+                 "cross": self.cross_attentions}
+        record = AttentionRecord.from_arrays(self.src_tokens, self.tgt_tokens, kinds,
+                                             title=f"{self.source} \u2192 {self.text}")
+        return render_attention_view(record)
 
 
 class Translator:
@@ -103,12 +137,17 @@ class Translator:
 
     Source sentences longer than ``max_src_len`` tokens are cut (with a :class:`TruncationWarning`);
     outputs are limited to ``min(ceil(max_len_ratio * source length) + 5, max_len)`` tokens.
-    ``length_penalty`` is the GNMT alpha beam search ranks with; ``cfg`` the run's config (from_run).
+    ``length_penalty`` is the alpha beam search ranks with, in ``length_penalty_form`` (``gnmt`` or
+    ``power``, see :mod:`attnlab.decoding.beam`); ``cfg`` the run's config (from_run).
+    ``fast_search``: the CTranslate2 backend when set (``from_run(..., backend="ctranslate2")``).
     """
 
     def __init__(self, model: nn.Module, src_tokenizer, tgt_tokenizer, src_vocab, tgt_vocab, normalize: str,
                  max_src_len: int = 100, max_len: int = 100, max_len_ratio: float = 1.5,
-                 length_penalty: float = 0.6, limit_reason: str = "", cfg: Config | None = None) -> None:
+                 length_penalty: float = 0.6, limit_reason: str = "", cfg: Config | None = None,
+                 length_penalty_form: str = "gnmt") -> None:
+        self.fast_search: CTranslate2Search | None = None
+        self.length_penalty_form = length_penalty_form
         self.model = model.eval()
         self.cfg = cfg  # the run's resolved config, when loaded with from_run
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
@@ -118,26 +157,51 @@ class Translator:
         self.length_penalty = length_penalty
         self.limit_reason = limit_reason or f"max_src_len={max_src_len}"
         self.device = next(model.parameters()).device
+        # Where the model came from (set by from_run / an export's loader): evaluations are stored in
+        # ``root`` and keyed by the checkpoint file's content.
+        self.run: RunDir | None = None
+        self.root: Path | None = None
+        self.checkpoint: Path | None = None
+        self.checkpoint_name = "model"
 
     @classmethod
     def from_run(cls, run_dir_or_checkpoint: str | Path, checkpoint: str = "best",
-                 device: str | torch.device | None = None) -> Translator:
+                 device: str | torch.device | None = None, backend: str | None = None,
+                 compute_type: str = "default", threads: int | None = None) -> Translator:
         """Load a run (``best``, ``last`` or ``init`` weights, or a checkpoint file) and its ``decode`` settings.
 
         The source limit is ``decode.max_len``, and for the Transformer also ``model.max_positions``
         (its position table ends there), which bounds the output length too.
-        """
-        from attnlab.rundir import load_run  # rundir imports models and config: keep decoding light
 
+        ``backend``: ``"torch"`` (the default for a run) or ``"ctranslate2"`` (the default for a
+        directory written by ``attnlab export``; a run's Transformer is converted in memory).
+        ``compute_type`` (e.g. ``int8``) and ``threads`` (default: torch's) apply to CTranslate2 only.
+        """
+        from attnlab.decoding.ctranslate2_backend import attach_ctranslate2, check_backend, is_export_dir, load_export
+
+        check_backend(backend)
+        if is_export_dir(run_dir_or_checkpoint):
+            return load_export(run_dir_or_checkpoint, backend or "ctranslate2", device, compute_type, threads)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         loaded = load_run(run_dir_or_checkpoint, checkpoint=checkpoint, device=device)
         decode, model_cfg = loaded.cfg.decode, loaded.cfg.model
         max_len, reason = decode.max_len, f"decode.max_len={decode.max_len}"
         if model_cfg.arch == "transformer" and model_cfg.max_positions < max_len:
             max_len, reason = model_cfg.max_positions, f"model.max_positions={model_cfg.max_positions}"
-        return cls(loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.src_vocab, loaded.tgt_vocab,
-                   loaded.normalize, max_src_len=max_len, max_len=max_len, max_len_ratio=decode.max_len_ratio,
-                   length_penalty=decode.length_penalty, limit_reason=reason, cfg=loaded.cfg)
+        translator = cls(loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.src_vocab,
+                         loaded.tgt_vocab, loaded.normalize, max_src_len=max_len, max_len=max_len,
+                         max_len_ratio=decode.max_len_ratio, length_penalty=decode.length_penalty,
+                         limit_reason=reason, cfg=loaded.cfg, length_penalty_form=decode.length_penalty_form)
+        translator.run, translator.root, translator.checkpoint = loaded.run, loaded.run.root, loaded.checkpoint
+        translator.checkpoint_name = checkpoint if Path(run_dir_or_checkpoint).is_dir() else loaded.checkpoint.name
+        if backend == "ctranslate2":
+            attach_ctranslate2(translator, str(run_dir_or_checkpoint), compute_type, threads)
+        return translator
+
+    @property
+    def backend(self) -> str:
+        """``"ctranslate2"`` when CTranslate2 searches, else ``"torch"``."""
+        return "torch" if self.fast_search is None else "ctranslate2"
 
     def read_source(self, sentence: str, line: int) -> Translation:
         """Normalise, tokenise, truncate (warning names ``line``) and encode one raw sentence."""
@@ -173,11 +237,17 @@ class Translator:
             chunk = [results[i] for i in order[start: start + batch_size]]
             for result, hypotheses in zip(chunk, self._search(chunk, beam, n_best, return_attention), strict=True):
                 result.n_best = [self._candidate(h) for h in hypotheses]
+            if return_attention:  # every kind, layer and head; the cross maps too when CTranslate2 searched
+                add_forced_attentions(self.model, chunk, self.tgt_vocab, cross=self.fast_search is not None)
         return results
 
     def _search(self, chunk: list[Translation], beam: int, n_best: int,
                 return_attention: bool) -> list[list[Hypothesis]]:
-        """Pad the chunk's ids into (B, S) and run the search."""
+        """Pad the chunk's ids into (B, S) and run the search (or hand the ids to CTranslate2)."""
+        if self.fast_search is not None:
+            return self.fast_search.search([r.src_ids for r in chunk], beam, n_best,
+                                           LengthNorm(self.length_penalty, self.length_penalty_form),
+                                           self.max_len_ratio, self.max_len)
         lengths = torch.tensor([len(r.src_ids) for r in chunk])
         src = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.long)  # (B, S), 0 = <pad>
         for row, result in enumerate(chunk):
@@ -187,7 +257,7 @@ class Translator:
             hypotheses = greedy_decode(self.model, src, lengths, self.max_len_ratio, self.max_len, return_attention)
             return [[h] for h in hypotheses]
         return beam_search(self.model, src, lengths, beam, n_best, self.length_penalty, self.max_len_ratio,
-                           self.max_len, return_attention)
+                           self.max_len, return_attention, self.length_penalty_form)
 
     def _candidate(self, hypothesis: Hypothesis) -> Candidate:
         tokens = self.tgt_vocab.decode(hypothesis.tokens)
