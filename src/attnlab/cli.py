@@ -60,13 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("give a CONFIG file (e.g. configs/quickstart.yaml) or --resume RUN_DIR")
         cfg = load_config(args.config, args.set)
         run_dir = args.run_dir or default_run_dir(args.config)
-        if args.data_cache:
-            from attnlab.data.cache import cached_prepare
-
-            data = cached_prepare(cfg.data, args.data_cache)
-        else:
-            data = None
-        start = lambda: train(cfg, run_dir, data=data)  # noqa: E731
+        start = lambda: train(cfg, run_dir, data_cache=args.data_cache)  # noqa: E731
     try:
         run, summary = start()
     except (KeyboardInterrupt, SystemExit) as stop:
@@ -76,6 +70,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"attnlab: training interrupted; the run keeps its last checkpoint. Continue with:\n"
               f"  attnlab train --resume {run_dir}", file=sys.stderr)
         return 130
+    if summary.get("restarted"):
+        print(f"attnlab: {run.root} had stopped before its first validation; it was trained again from the start",
+              file=sys.stderr)
     print(_train_report(run.root, summary))
     return 0
 
@@ -107,12 +104,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if (args.src is None) != (args.ref is None):
         raise ConfigError("--src and --ref go together")
     scores = evaluate_run(args.run_dir, split=args.split, src_file=args.src, ref_file=args.ref, beam=args.beam,
-                          checkpoint=args.checkpoint, batch_size=args.batch_size, data_dir=args.data_dir)
+                          checkpoint=args.checkpoint, batch_size=args.batch_size, data_dir=args.data_dir,
+                          backend=args.backend, length_penalty=args.length_penalty,
+                          length_penalty_form=args.length_penalty_form)
     if args.json:
         print(json.dumps(scores, indent=2))
         return 0
     print(f"{scores['split']}: {scores['sentences']:,} sentences, beam {scores['beam']}, {scores['checkpoint']} "
-          f"checkpoint")
+          f"checkpoint, {scores['backend']} backend")
     print(f"BLEU  {scores['bleu']:6.2f}   {scores['bleu_signature']}")
     print(f"chrF  {scores['chrf']:6.2f}   {scores['chrf_signature']}")
     print(f"BLEU  {scores['bleu_lc_tok']:6.2f}   lower-cased, tokenised (Multi30k literature convention)  "
@@ -209,7 +208,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} is {value}; it must be >= 1")
     if args.n_best > args.beam:
         raise ConfigError(f"--n-best {args.n_best} is larger than --beam {args.beam}; raise --beam")
-    translator = Translator.from_run(args.run_dir, checkpoint=args.checkpoint)
+    translator = Translator.from_run(args.run_dir, checkpoint=args.checkpoint, backend=args.backend)
+    if args.length_penalty is not None:
+        translator.length_penalty = args.length_penalty
+    if args.length_penalty_form is not None:
+        translator.length_penalty_form = args.length_penalty_form
     with contextlib.ExitStack() as files:
         source = files.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
         target = files.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
@@ -235,19 +238,33 @@ def _add_translate_command(sub: argparse._SubParsersAction) -> None:
                     "'TEXT<TAB>LOG-PROB<TAB>NORMALISED-SCORE', best first; missing hypotheses are written as "
                     "'<TAB>-inf<TAB>-inf'. Input is read and translated in chunks, so any length fits in memory.",
     )  # fmt: skip
-    translate.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by 'attnlab train'")
+    translate.add_argument("run_dir", metavar="RUN_DIR",
+                           help="a run directory made by 'attnlab train', or an export made by 'attnlab export'")
     translate.add_argument("--beam", type=int, default=5, help="beam size; 1 is greedy search (default 5)")
     translate.add_argument("--n-best", type=int, default=1, help="translations per input, <= --beam (default 1)")
     translate.add_argument("--input", help="UTF-8 text file, one sentence per line (default stdin)")
     translate.add_argument("--output", help="file to write (default stdout)")
     translate.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
     translate.add_argument("--checkpoint", default="best", help="best, last, init or a checkpoint path (default best)")
+    _add_backend_args(translate)
     translate.set_defaults(func=cmd_translate)
+
+
+def _add_backend_args(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and the beam ranking, shared by translate and evaluate."""
+    parser.add_argument("--backend", choices=("torch", "ctranslate2"),
+                        help="who searches: torch (default for a run directory) or ctranslate2 (default for a "
+                             "directory made by 'attnlab export'; a run's Transformer is converted in memory)")
+    parser.add_argument("--length-penalty", type=float, metavar="ALPHA",
+                        help="beam ranking alpha (default: the run's decode.length_penalty)")
+    parser.add_argument("--length-penalty-form", choices=("gnmt", "power"),
+                        help="gnmt: log P / ((5 + steps) / 6) ** alpha; power: log P / steps ** alpha, CTranslate2's, "
+                             "which both backends search identically (default: the run's decode.length_penalty_form)")
 
 
 def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="translate a split or a file with a trained run and score it")
-    evaluate.add_argument("run_dir", help="a run directory (or one of its checkpoints)")
+    evaluate.add_argument("run_dir", help="a run directory (or one of its checkpoints), or an export directory")
     evaluate.add_argument("--split", default="test",
                           help="train, val, test, or a Multi30k split name such as test_2017_flickr")
     evaluate.add_argument("--src", help="raw source file to translate instead of a split")
@@ -257,6 +274,7 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--data-dir", help="local copy of the corpus, if it moved since training")
     evaluate.add_argument("--json", action="store_true")
+    _add_backend_args(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
 
@@ -363,6 +381,85 @@ def _add_compare_command(sub: argparse._SubParsersAction) -> None:
     compare.set_defaults(func=cmd_compare)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from attnlab.export import export_run
+
+    out = export_run(args.run_dir, args.out, quantization=args.quantization, checkpoint=args.checkpoint)
+    size = sum(path.stat().st_size for path in out.iterdir() if path.name == "model.bin")
+    print(f"exported {args.run_dir} ({args.checkpoint} checkpoint) to {out}: CTranslate2, {args.quantization} "
+          f"weights, model.bin {size / 1e6:.1f} MB")
+    print(f"translate with: attnlab translate {out} < input.txt")
+    return 0
+
+
+def _add_export_command(sub: argparse._SubParsersAction) -> None:
+    from attnlab.export.layout import QUANTIZATIONS
+
+    export = sub.add_parser(
+        "export", help="export a Transformer run for fast inference (CTranslate2)",
+        description="Write a directory holding the run's model in CTranslate2's format plus everything needed to "
+                    "translate raw text the way the run does (tokenizer models, vocabularies, normalisation, "
+                    "direction, length limits, decode settings) and, for provenance, the run's config, scores and "
+                    "file checksums (attnlab_export.json). 'attnlab translate OUT' and 'attnlab evaluate OUT' then "
+                    "use CTranslate2. RNN runs are refused: CTranslate2 runs Transformer models only.",
+    )  # fmt: skip
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a Transformer run directory made by 'attnlab train'")
+    export.add_argument("--format", default="ctranslate2", choices=("ctranslate2",), help="export format")
+    export.add_argument("--quantization", default="float32", choices=QUANTIZATIONS,
+                        help="weight type (default float32; int8 weights take a quarter of the space and "
+                             "decode faster on CPUs)")
+    export.add_argument("--checkpoint", default="best", help="best, last, init or a checkpoint path (default best)")
+    export.add_argument("--out", required=True, help="the export directory (must not exist, or be empty)")
+    export.set_defaults(func=cmd_export)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [name for name in ("fastapi", "uvicorn", "fastapi_offline") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"attnlab: error: 'attnlab serve' needs {', '.join(missing)}; install them with "
+              "pip install 'attnlab[serve]'", file=sys.stderr)
+        return 2
+    for flag, value, least in (("--workers", args.workers, 1), ("--queue", args.queue, 0),
+                               ("--cache-mb", args.cache_mb, 1)):
+        if value < least:
+            raise ConfigError(f"{flag} is {value}; it must be >= {least}")
+    from attnlab.serve.server import ListenError, serve  # imports FastAPI only when serving
+
+    try:
+        serve(args.paths or ["runs"], host=args.host, port=args.port, workers=args.workers, queue=args.queue,
+              cache_mb=args.cache_mb, log=lambda line: print(line, flush=True))
+    except ListenError as err:
+        print(f"attnlab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then passes the signal on: the normal way out
+        pass
+    print("attnlab serve: stopped")
+    return 0
+
+
+def _add_serve_command(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve", help="explore runs in the browser: translate, attention, curves, two runs side by side",
+        description="Serve a web page and a REST API (documented at /docs) over trained runs: the runs with their "
+                    "curves and reports, translation (greedy or beam, n-best), every attention map of a sentence "
+                    "(kind, layer, head, layers x heads, forced decoding of a reference, the model at "
+                    "initialisation beside the trained one) and two runs side by side. PATH is a run directory, a "
+                    "sweep folder or a folder of runs (default runs/). Models load on first use. Everything works "
+                    "offline; listening beyond 127.0.0.1 prints a warning, as the server has no authentication.",
+    )  # fmt: skip
+    serve.add_argument("paths", nargs="*", metavar="PATH", help="run directories or folders of runs (default runs/)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--workers", type=int, default=2, help="requests that run models at once (default 2)")
+    serve.add_argument("--queue", type=int, default=32,
+                       help="requests that may wait for a worker; more are refused with 503 (default 32)")
+    serve.add_argument("--cache-mb", type=int, default=1024,
+                       help="memory for loaded models, least recently used dropped first (default 1024)")
+    serve.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attnlab",
@@ -373,9 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(sub)
     _add_evaluate_command(sub)
     _add_translate_command(sub)
+    _add_export_command(sub)
     _add_attention_command(sub)
     _add_sweep_command(sub)
     _add_compare_command(sub)
+    _add_serve_command(sub)
     return parser
 
 

@@ -44,8 +44,9 @@ from torch import Tensor, nn
 
 from attnlab.data.batching import collate
 from attnlab.data.errors import DataError
+from attnlab.decoding.loading import load_run
 from attnlab.decoding.translator import Translator
-from attnlab.rundir import RunError, load_run, open_run
+from attnlab.rundir import RunError, open_run
 from attnlab.viz import (
     AttentionRecord,
     attention_html,
@@ -53,13 +54,14 @@ from attnlab.viz import (
     plot_attention_grid,
     plot_before_after,
     record_stats,
+    render_attention_view,
     save_figure,
     stats_markdown,
     write_stats_csv,
 )
 
-__all__ = ["AttentionReport", "attention_report", "collect_attention", "write_attention_files", "sentence_slug",
-           "KIND_CHOICES", "FORMATS"]
+__all__ = ["AttentionReport", "attention_report", "collect_attention", "translator_attention", "write_attention_files",
+           "sentence_slug", "KIND_CHOICES", "FORMATS"]
 
 KIND_CHOICES = ("all", "encoder", "decoder", "cross")
 FORMATS = ("png", "svg", "pdf", "html")
@@ -82,6 +84,10 @@ class AttentionReport:
     stats: list[dict[str, Any]] = field(default_factory=list)
     markdown: str = ""
     files: list[Path] = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        """The interactive attention view with these statistics, inline in a notebook (works offline)."""
+        return render_attention_view(self.record, self.stats)
 
 
 def attention_report(
@@ -106,11 +112,25 @@ def attention_report(
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ValueError(f"formats {list(formats)} are not all known; choose from {FORMATS}")
+    _check_output(out_dir, name, dpi)
     record, target = collect_attention(run_dir, text, reference, kind, compare_init, beam, checkpoint)
     stem = Path(out_dir) / (name or sentence_slug(text))
     stats = record_stats(record)
     files = write_attention_files(record, stem, formats, dpi, stats)
     return AttentionReport(record, target, reference is not None, stats, stats_markdown(stats), files)
+
+
+DPI_RANGE = (10, 1200)
+
+
+def _check_output(out_dir: str | Path, name: str | None, dpi: int) -> None:
+    """Refuse, before any work, an output that cannot be written where the user meant it."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise DataError(f"--out {out_dir} is a file; give a folder (created if missing)")
+    if name is not None and (not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0")):
+        raise DataError(f"--name {name!r} must be a plain file name stem, without folders")
+    if not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
+        raise DataError(f"--dpi {dpi} is outside {DPI_RANGE[0]}..{DPI_RANGE[1]}")
 
 
 def collect_attention(
@@ -123,11 +143,36 @@ def collect_attention(
     checkpoint: str = "best",
 ) -> tuple[AttentionRecord, str]:
     """The :class:`AttentionRecord` of ``text`` (forced on ``reference`` if given) and the target text."""
+    _check_choices(kind, beam)
+    root, translator = _open(run_dir, checkpoint)
+    init_model = _init_model(root, translator.device) if compare_init else None
+    return translator_attention(translator, text, reference, kind, init_model, beam,
+                                label=f"{root.name} ({Path(checkpoint).name})", where=str(root))
+
+
+def _check_choices(kind: str, beam: int) -> None:
     if kind not in KIND_CHOICES:
         raise ValueError(f"attention kind {kind!r} is unknown; choose one of {KIND_CHOICES}")
     if beam < 1:
         raise ValueError(f"beam is {beam}; it must be >= 1 (1 is greedy search)")
-    root, translator = _open(run_dir, checkpoint)
+
+
+def translator_attention(
+    translator: Translator,
+    text: str,
+    reference: str | None = None,
+    kind: str = "all",
+    init_model: nn.Module | None = None,
+    beam: int = 1,
+    label: str = "",
+    where: str = "this run",
+) -> tuple[AttentionRecord, str]:
+    """:func:`collect_attention` with a Translator already loaded (a server keeps them loaded).
+
+    ``init_model``: the same model at initialisation, run on the same tokens (``init_attentions``);
+    ``label`` starts the record's title; ``where`` names the run in error messages.
+    """
+    _check_choices(kind, beam)
     source = translator.read_source(text, line=1)
     if not source.src_ids:
         raise DataError(f"the source {text!r} is empty after normalisation and tokenisation")
@@ -139,16 +184,15 @@ def collect_attention(
     # Row i of the forced pass reads position i of <bos> y1 .. and predicts the next token; an output
     # cut at the length limit never predicted <eos>, so its last token is not fed back in.
     tgt_in = tgt_ids if complete else tgt_ids[:-1]
-    attentions = _select(_forced_attentions(translator.model, source.src_ids, tgt_in), kind, root)
+    attentions = _select(_forced_attentions(translator.model, source.src_ids, tgt_in), kind, where)
     init_attentions = None
-    if compare_init:
-        init_model = _init_model(root, translator.device)
+    if init_model is not None:
         init_attentions = {k: v for k, v in _forced_attentions(init_model, source.src_ids, tgt_in).items()
                            if k in attentions}
     src_labels = [translator.src_vocab.itos[i] for i in source.src_ids]
     tgt_labels = [translator.tgt_vocab.itos[i] for i in tgt_ids] + (["<eos>"] if complete else [])
     how = "forced on the reference" if reference is not None else ("greedy" if beam == 1 else f"beam {beam}")
-    title = f"{root.name} ({Path(checkpoint).name}), {how}"
+    title = f"{label}, {how}" if label else how
     record = AttentionRecord.from_arrays(src_labels, tgt_labels, attentions, init_attentions, title=title)
     return record, target
 
@@ -184,13 +228,13 @@ def _forced_attentions(model: nn.Module, src_ids: list[int], tgt_in: list[int]) 
     return {kind: tuple(a.cpu() for a in layers) for kind, layers in given.items() if layers}
 
 
-def _select(attentions: dict[str, tuple[Tensor, ...]], kind: str, root: Path) -> dict[str, tuple[Tensor, ...]]:
+def _select(attentions: dict[str, tuple[Tensor, ...]], kind: str, where: str) -> dict[str, tuple[Tensor, ...]]:
     if not attentions:
-        raise RunError(f"the model of {root} returns no attention (an RNN with model.attention=none?)")
+        raise RunError(f"the model of {where} returns no attention (an RNN with model.attention=none?)")
     if kind == "all":
         return attentions
     if kind not in attentions:
-        raise RunError(f"the model of {root} has no {_KIND_NAMES[kind]}; it has: {', '.join(attentions)}")
+        raise RunError(f"the model of {where} has no {_KIND_NAMES[kind]}; it has: {', '.join(attentions)}")
     return {kind: attentions[kind]}
 
 
@@ -211,6 +255,7 @@ def write_attention_files(
 ) -> list[Path]:
     """Write the figures, the page and the statistics of ``record`` as ``<stem>-*`` files; return the paths."""
     stem = Path(stem)
+    rows = record_stats(record) if stats is None else stats  # computed once, for the page and the tables
     images = [fmt for fmt in formats if fmt != "html"]
     src, tgt = record.src_tokens, record.tgt_tokens
     files: list[Path] = []
@@ -225,8 +270,7 @@ def write_attention_files(
                                      show_special=True, title=heading)
             files += save_figure(pair, f"{stem}-{kind}-before-after", images, dpi)
     if "html" in formats:
-        files.append(attention_html(record, f"{stem}.html"))
-    rows = record_stats(record) if stats is None else stats
+        files.append(attention_html(record, f"{stem}.html", rows))
     files.append(write_stats_csv(rows, f"{stem}-stats.csv"))
     markdown = Path(f"{stem}-stats.md")
     markdown.write_text(stats_markdown(rows), encoding="utf-8")

@@ -9,7 +9,7 @@ tuple with one ``(batch, heads, query_len, key_len)`` array per layer; pick one 
 from attnlab.viz.bertviz_adapter import bertviz_arguments, to_bertviz
 from attnlab.viz.curves import metric_points, plot_curves, read_metrics_csv
 from attnlab.viz.heatmaps import plot_attention, plot_attention_grid, plot_before_after, save_figure
-from attnlab.viz.html import attention_html, render_attention_html
+from attnlab.viz.html import attention_html, render_attention_html, render_attention_view
 from attnlab.viz.records import SPECIAL_TOKENS, AttentionRecord, sentence_layers
 from attnlab.viz.stats import (
     attention_stats,
@@ -31,6 +31,7 @@ __all__ = [
     "save_figure",
     "attention_html",
     "render_attention_html",
+    "render_attention_view",
     "attention_stats",
     "record_stats",
     "head_stats",

@@ -1,192 +1,150 @@
-"""One self-contained, interactive HTML page per sentence for looking at its attention.
+"""The interactive attention view of one sentence, and the self-contained HTML page around it.
 
-The page needs nothing but a browser: CSS and JavaScript are inline, the data is embedded as JSON
-in a ``<script type="application/json" id="attnlab-data">`` element (an :class:`AttentionRecord`
-as a dict), and nothing is fetched (no CDN, no web fonts). Controls pick the kind (encoder /
-decoder / cross), layer and head, the trained or initial model (when the record has both),
-whether special tokens are shown, and the colour scale. The heatmap is an HTML table (queries as
-rows, keys as columns); hovering a cell shows the token pair and its weight. Below it, the
-statistics of :mod:`attnlab.viz.stats` for every head; the row of the head on view is
-highlighted, and clicking a row shows that head.
+One view serves three places: the per-sentence page :func:`attention_html` writes (``attnlab
+attention``), notebooks (``_repr_html_`` of :class:`AttentionRecord` and of the results built on it)
+and the ``attnlab serve`` explorer. Python renders the markup (:func:`view_fragment`): the sentence,
+the controls, the per-head statistics table of :mod:`attnlab.viz.stats` and the record as JSON in a
+``<script type="application/json">`` element. One script shipped in the package,
+``static/attention-view.js`` (with ``attention-view.css``), brings it to life: kind (encoder /
+decoder / cross), layer and head, a single map or the layers x heads grid, the trained model, the
+model at initialisation or both side by side, the colour scale, special tokens shown or not;
+hovering a token or a cell highlights its row and column and says where it looked (a click pins
+it); clicking a statistics row or a map of the grid shows that head.
+
+Pages and notebook outputs inline the CSS and the script, so they need nothing but a browser: no
+CDN, no web fonts, no network. Element ids carry a prefix so several views can share a document.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from attnlab.viz.records import KINDS, AttentionRecord, check_token_counts, query_key_tokens
 from attnlab.viz.stats import format_value, record_stats
 
-__all__ = ["attention_html", "render_attention_html", "DATA_ELEMENT_ID"]
+__all__ = [
+    "attention_html",
+    "render_attention_html",
+    "render_attention_view",
+    "view_fragment",
+    "view_asset",
+    "VIEW_ASSETS",
+    "DATA_ELEMENT_ID",
+]
 
 DATA_ELEMENT_ID = "attnlab-data"
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em; color: #1a1a1a; }
-h1 { font-size: 1.3em; }
-.sentence { margin: 0.2em 0; } .sentence b { display: inline-block; width: 4.5em; }
-.controls { margin: 1em 0; display: flex; flex-wrap: wrap; gap: 1.2em; align-items: center; }
-#info { min-height: 1.4em; font-family: ui-monospace, monospace; margin: 0.5em 0; }
-#map { border-collapse: collapse; font-size: 12px; }
-#map td { width: 18px; height: 18px; padding: 0; border: 1px solid #f0f0f0; }
-#map td:hover { outline: 2px solid #d62728; }
-#map th { font-weight: normal; padding: 1px 4px; white-space: nowrap; }
-#map thead th { writing-mode: vertical-rl; transform: rotate(180deg); text-align: left; }
-#map tbody th { text-align: right; }
-#map th.hot { background: #ffe08a; }
-#stats { border-collapse: collapse; margin-top: 1.5em; font-size: 13px; }
-#stats th, #stats td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
-#stats tr.current { background: #ffe08a; } #stats tbody tr { cursor: pointer; }
-.note { color: #666; font-size: 0.9em; }
-"""
-
-_JS = """
-(function () {
-  "use strict";
-  const data = JSON.parse(document.getElementById("attnlab-data").textContent);
-  const SPECIAL = new Set(["<bos>", "<eos>", "<pad>"]);
-  const byId = (id) => document.getElementById(id);
-  const kindSel = byId("kind"), layerSel = byId("layer"), headSel = byId("head");
-  const versionSel = byId("version"), scaleSel = byId("scale"), special = byId("special");
-
-  function tokens(kind) {  // [query tokens, key tokens]
-    if (kind === "encoder") return [data.src_tokens, data.src_tokens];
-    if (kind === "decoder") return [data.tgt_tokens, data.tgt_tokens];
-    return [data.tgt_tokens, data.src_tokens];
-  }
-  function maps() {
-    return versionSel && versionSel.value === "init" ? data.init_attentions : data.attentions;
-  }
-  function fill(select, count, label) {
-    const keep = Math.min(Number(select.value) || 0, count - 1);
-    select.innerHTML = "";
-    for (let i = 0; i < count; i++) select.add(new Option(label + " " + i, String(i)));
-    select.value = String(Math.max(keep, 0));
-  }
-  function refreshHeads() {
-    fill(headSel, data.attentions[kindSel.value][Number(layerSel.value)].length, "head");
-  }
-  function refreshChoices() {
-    fill(layerSel, data.attentions[kindSel.value].length, "layer");
-    refreshHeads();
-  }
-  function cell(text, tag) {
-    const element = document.createElement(tag);
-    element.textContent = text;
-    return element;
-  }
-  function draw() {
-    const kind = kindSel.value, layer = Number(layerSel.value), head = Number(headSel.value);
-    const table = byId("map"), note = byId("note");
-    table.innerHTML = "";
-    const source = maps();
-    if (!source || !source[kind] || !source[kind][layer] || !source[kind][layer][head]) {
-      note.textContent = "The initial model has no such attention.";
-      return;
-    }
-    const m = source[kind][layer][head];
-    const [qTok, kTok] = tokens(kind);
-    const rows = qTok.map((_, i) => i).filter((i) => special.checked || !SPECIAL.has(qTok[i]));
-    const cols = kTok.map((_, j) => j).filter((j) => special.checked || !SPECIAL.has(kTok[j]));
-    let top = 0;
-    for (const i of rows) for (const j of cols) top = Math.max(top, m[i][j]);
-    const scale = scaleSel.value === "one" ? 1 : (top > 0 ? top : 1);
-    note.textContent = "darkest = " + scale.toFixed(3) + " (largest weight shown: " + top.toFixed(3) + ")";
-    const head_row = table.createTHead().insertRow();
-    head_row.appendChild(cell("", "th"));
-    for (const j of cols) head_row.appendChild(cell(kTok[j], "th"));
-    const body = table.createTBody();
-    for (const i of rows) {
-      const tr = body.insertRow();
-      tr.appendChild(cell(qTok[i], "th"));
-      for (const j of cols) {
-        const td = tr.insertCell(), w = m[i][j], t = Math.min(w / scale, 1);
-        td.style.background = "rgba(8, 48, 107, " + t.toFixed(3) + ")";
-        td.dataset.i = i; td.dataset.j = j;
-        td.title = qTok[i] + " \\u2192 " + kTok[j] + ": " + w.toFixed(4);
-      }
-    }
-    for (const tr of byId("stats").tBodies[0].rows) {
-      const d = tr.dataset;
-      tr.classList.toggle("current", d.kind === kind && Number(d.layer) === layer && Number(d.head) === head);
-    }
-  }
-  byId("map").addEventListener("mouseover", (event) => {
-    const td = event.target.closest("td");
-    for (const th of document.querySelectorAll("#map th.hot")) th.classList.remove("hot");
-    if (!td) return;
-    const [qTok, kTok] = tokens(kindSel.value), i = Number(td.dataset.i), j = Number(td.dataset.j);
-    const m = maps()[kindSel.value][Number(layerSel.value)][Number(headSel.value)];
-    byId("info").textContent = qTok[i] + " \\u2192 " + kTok[j] + "   weight " + m[i][j].toFixed(4);
-    td.parentNode.cells[0].classList.add("hot");
-    byId("map").tHead.rows[0].cells[td.cellIndex].classList.add("hot");
-  });
-  byId("stats").tBodies[0].addEventListener("click", (event) => {
-    const tr = event.target.closest("tr");
-    if (!tr) return;
-    kindSel.value = tr.dataset.kind; refreshChoices();
-    layerSel.value = tr.dataset.layer; refreshHeads();
-    headSel.value = tr.dataset.head; draw();
-  });
-  kindSel.addEventListener("change", () => { refreshChoices(); draw(); });
-  layerSel.addEventListener("change", () => { refreshHeads(); draw(); });
-  for (const control of [headSel, versionSel, scaleSel, special]) {
-    if (control) control.addEventListener("change", draw);
-  }
-  refreshChoices();
-  draw();
-})();
-"""
+VIEW_ASSETS = ("attention-view.js", "attention-view.css")
+Stats = Sequence[Mapping[str, Any]]
 
 
-def attention_html(sentence_record: AttentionRecord | Mapping[str, Any], path: str | Path) -> Path:
+@cache
+def view_asset(name: str) -> str:
+    """The text of one of the view's files shipped in the package (see ``VIEW_ASSETS``)."""
+    if name not in VIEW_ASSETS:
+        raise ValueError(f"{name!r} is not one of the view's files {VIEW_ASSETS}")
+    return (resources.files("attnlab.viz") / "static" / name).read_text(encoding="utf-8")
+
+
+def _inline_script() -> str:
+    return f"<script>{view_asset('attention-view.js')}\nwindow.attnlab.mountViews(document);</script>"
+
+
+def attention_html(
+    sentence_record: AttentionRecord | Mapping[str, Any], path: str | Path, stats: Stats | None = None
+) -> Path:
     """Write the interactive page of one sentence to ``path`` (an ``.html`` file) and return it.
 
-    ``sentence_record`` is an :class:`AttentionRecord` or its ``to_dict()`` form.
+    ``sentence_record`` is an :class:`AttentionRecord` or its ``to_dict()`` form; ``stats`` its
+    :func:`~attnlab.viz.stats.record_stats` rows when the caller already has them.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_attention_html(sentence_record), encoding="utf-8")
+    path.write_text(render_attention_html(sentence_record, stats), encoding="utf-8")
     return path
 
 
-def render_attention_html(sentence_record: AttentionRecord | Mapping[str, Any]) -> str:
-    """The page of :func:`attention_html` as a string."""
+def render_attention_html(sentence_record: AttentionRecord | Mapping[str, Any], stats: Stats | None = None) -> str:
+    """The page of :func:`attention_html` as a string: the view with its CSS and script inline."""
     record = _checked_record(sentence_record)
-    kinds = [kind for kind in KINDS if kind in record.attentions]
     title = record.title or "attention"
-    controls = [_select("kind", [(k, k) for k in kinds]), _select("layer", []), _select("head", [])]
-    if record.init_attentions is not None:
-        controls.append(_select("version", [("trained", "trained"), ("init", "initial")], "model"))
-    controls.append(_select("scale", [("map", "largest weight shown"), ("one", "0 to 1")], "colour scale"))
-    specials = "show &lt;bos&gt;/&lt;eos&gt;/&lt;pad&gt;"
-    controls.append(f'<label><input type="checkbox" id="special"> {specials}</label>')
-    payload = json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False)
-    # "<", ">" and "&" escaped so no token can close the script element; JSON parsers read them back.
-    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return "\n".join(
         [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             f"<title>{html.escape(title)}</title>",
-            f"<style>{_CSS}</style></head><body>",
-            f"<h1>{html.escape(title)}</h1>",
-            f'<p class="sentence"><b>source</b> {html.escape(" ".join(record.src_tokens))}</p>',
-            f'<p class="sentence"><b>target</b> {html.escape(" ".join(record.tgt_tokens))}</p>',
-            f'<div class="controls">{"".join(controls)}</div>',
-            '<div id="info" aria-live="polite">hover a cell</div>',
-            '<p id="note" class="note"></p>',
-            '<table id="map"></table>',
-            _stats_table(record),
-            f'<script type="application/json" id="{DATA_ELEMENT_ID}">{payload}</script>',
-            f"<script>{_JS}</script>",
+            f"<style>body {{ margin: 1.5em; }}\n{view_asset('attention-view.css')}</style></head><body>",
+            view_fragment(record, stats, prefix=""),
+            _inline_script(),
             "</body></html>",
         ]
     )
+
+
+def render_attention_view(sentence_record: AttentionRecord | Mapping[str, Any], stats: Stats | None = None) -> str:
+    """The view as one self-contained HTML snippet (CSS and script inline), for notebooks.
+
+    Its element ids get a fresh prefix, so any number of views can share one notebook page.
+    """
+    record = _checked_record(sentence_record)
+    fragment = view_fragment(record, stats, prefix=f"attnlab-{uuid.uuid4().hex[:8]}-")
+    return f"<style>{view_asset('attention-view.css')}</style>\n{fragment}\n{_inline_script()}"
+
+
+def view_fragment(record: AttentionRecord, stats: Stats | None = None, prefix: str = "") -> str:
+    """The view's markup alone: sentence, controls, statistics and data, for a page that loads the script.
+
+    ``prefix`` starts every element id (``""`` gives ``id="kind"``, ``id="attnlab-data"``, ...).
+    ``stats``: the record's statistics rows (computed here when not given).
+    """
+    rows = record_stats(record) if stats is None else stats
+    payload = json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False)
+    # "<", ">" and "&" escaped so no token can close the script element; JSON parsers read them back.
+    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    title = f'<div class="attnlab-title">{html.escape(record.title)}</div>' if record.title else ""
+    return "\n".join(
+        [
+            f'<div class="attnlab-view" id="{prefix}view" tabindex="-1">',
+            title,
+            _sentence("source", record.src_tokens),
+            _sentence("target", record.tgt_tokens),
+            f'<div class="attnlab-controls">{"".join(_controls(record, prefix))}</div>',
+            '<div class="attnlab-info" data-role="info" aria-live="polite">hover a token or a cell</div>',
+            '<p class="attnlab-note" data-role="note"></p>',
+            '<div class="attnlab-maps" data-role="maps"></div>',
+            _stats_table(rows, prefix),
+            f'<script type="application/json" id="{prefix}{DATA_ELEMENT_ID}">{payload}</script>',
+            "</div>",
+        ]
+    )
+
+
+def _sentence(name: str, tokens: Sequence[str]) -> str:
+    return f'<p class="attnlab-sentence"><b>{name}</b> {html.escape(" ".join(tokens))}</p>'
+
+
+def _controls(record: AttentionRecord, prefix: str) -> list[str]:
+    kinds = [kind for kind in KINDS if kind in record.attentions]
+    default_kind = "cross" if "cross" in kinds else kinds[0]
+    controls = [
+        _select("kind", [(k, k) for k in kinds], prefix, selected=default_kind),
+        _select("layer", [], prefix),
+        _select("head", [], prefix),
+        _select("layout", [("single", "one head"), ("grid", "layers \u00d7 heads")], prefix, "show"),
+    ]
+    if record.init_attentions is not None:
+        versions = [("trained", "trained"), ("init", "initial"), ("both", "initial beside trained")]
+        controls.append(_select("version", versions, prefix, "model"))
+    controls.append(_select("scale", [("map", "largest weight shown"), ("one", "0 to 1")], prefix, "colour scale"))
+    checkbox = f'<input type="checkbox" id="{prefix}special" data-role="special" checked>'
+    controls.append(f"<label>{checkbox} show &lt;bos&gt;/&lt;eos&gt;</label>")
+    return controls
 
 
 def _checked_record(sentence_record: AttentionRecord | Mapping[str, Any]) -> AttentionRecord:
@@ -203,13 +161,18 @@ def _checked_record(sentence_record: AttentionRecord | Mapping[str, Any]) -> Att
     return record
 
 
-def _select(name: str, options: list[tuple[str, str]], label: str | None = None) -> str:
-    items = "".join(f'<option value="{html.escape(v)}">{html.escape(text)}</option>' for v, text in options)
-    return f'<label>{html.escape(label or name)} <select id="{name}">{items}</select></label>'
+def _select(
+    name: str, options: list[tuple[str, str]], prefix: str, label: str | None = None, selected: str | None = None
+) -> str:
+    items = "".join(
+        f'<option value="{html.escape(v)}"{" selected" if v == selected else ""}>{html.escape(text)}</option>'
+        for v, text in options
+    )
+    element = f'<select id="{prefix}{name}" data-role="{name}">{items}</select>'
+    return f"<label>{html.escape(label or name)} {element}</label>"
 
 
-def _stats_table(record: AttentionRecord) -> str:
-    rows = record_stats(record)
+def _stats_table(rows: Stats, prefix: str) -> str:
     if not rows:
         return ""
     columns = list(rows[0])
@@ -220,9 +183,10 @@ def _stats_table(record: AttentionRecord) -> str:
         key = f'data-kind="{row["kind"]}" data-layer="{row["layer"]}" data-head="{row["head"]}"'
         body.append(f"<tr {key}>{cells}</tr>")
     caption = (
-        "<caption>Per head: mean row entropy (nats), mean max weight, share of weight in the diagonal "
-        "band (|i(K-1)/(Q-1) - j| &le; 1), share on &lt;eos&gt;/punctuation keys, and (cross only) share "
-        "of rows whose argmax lies in the band. Padding excluded.</caption>"
+        "<caption>Per head (click a row to show it): mean row entropy (nats), mean max weight, share of weight "
+        "in the diagonal band (|i(K-1)/(Q-1) - j| &le; 1), share on &lt;eos&gt;/punctuation keys, and (cross "
+        "only) share of rows whose argmax lies in the band. Padding excluded.</caption>"
     )
     head = f"<thead><tr>{header}</tr></thead>"
-    return f'<table id="stats">{caption}{head}<tbody>{"".join(body)}</tbody></table>'
+    table = f'<table class="attnlab-stats" id="{prefix}stats" data-role="stats">'
+    return f'{table}{caption}{head}<tbody>{"".join(body)}</tbody></table>'

@@ -6,13 +6,14 @@ module turns such input into a list of ``(heads, query_len, key_len)`` numpy arr
 tokens label the query and key axes of each kind, and which positions are hidden as special.
 
 :class:`AttentionRecord` bundles one sentence's tokens and attention (optionally also under the
-untrained model) as JSON-serialisable nested lists, for the HTML page and for saving to disk.
+untrained model) as numpy arrays; ``to_dict`` turns them into JSON-serialisable nested lists only
+when a page or a file is written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,8 @@ KINDS = ("encoder", "decoder", "cross")
 # <unk> is deliberately not special: it stands for a real source word and can carry real attention.
 SPECIAL_TOKENS = frozenset({"<bos>", "<eos>", "<pad>"})
 
-NestedWeights = list[list[list[list[float]]]]  # layers -> heads -> query -> key
+NestedWeights = list[list[list[list[float]]]]  # layers -> heads -> query -> key, as JSON stores it
+LayerWeights = list[np.ndarray]  # one (heads, query_len, key_len) array per layer
 
 
 def to_numpy(array: Any) -> np.ndarray:
@@ -120,18 +122,19 @@ def visible_positions(tokens: Sequence[str], show_special: bool = False) -> np.n
 
 @dataclass
 class AttentionRecord:
-    """One sentence's tokens and attention, JSON-serialisable.
+    """One sentence's tokens and attention.
 
-    ``attentions`` maps a kind ("encoder", "decoder", "cross") to nested lists
-    layers -> heads -> query -> key, i.e. per layer a ``(heads, q, k)`` array as lists.
-    ``init_attentions`` is the same sentence under the model at initialisation (or ``None``).
-    Tokens include padding and specials; viewers hide them.
+    ``attentions`` maps a kind ("encoder", "decoder", "cross") to one ``(heads, q, k)`` float
+    array per layer. ``init_attentions`` is the same sentence under the model at initialisation
+    (or ``None``). Tokens include padding and specials; viewers hide them. :meth:`to_dict` gives the
+    JSON form (nested lists layers -> heads -> query -> key), :meth:`from_dict` reads it back.
+    In a notebook the record shows itself as the interactive attention view (``_repr_html_``).
     """
 
     src_tokens: list[str]
     tgt_tokens: list[str]
-    attentions: dict[str, NestedWeights]
-    init_attentions: dict[str, NestedWeights] | None = None
+    attentions: dict[str, LayerWeights]
+    init_attentions: dict[str, LayerWeights] | None = None
     title: str = ""
 
     @classmethod
@@ -147,14 +150,16 @@ class AttentionRecord:
     ) -> AttentionRecord:
         """Build a record from per-kind tuples of per-layer arrays (see :func:`sentence_layers`).
 
-        Kinds mapped to ``None`` are skipped. ``decimals`` rounds the weights to keep files small.
+        Kinds mapped to ``None`` are skipped. ``decimals`` rounds the weights to keep pages and files small.
         """
         return cls(
             src_tokens=list(src_tokens),
             tgt_tokens=list(tgt_tokens),
-            attentions=_nested(attentions, src_tokens, tgt_tokens, index, decimals),
+            attentions=_checked_layers(attentions, src_tokens, tgt_tokens, index, decimals),
             init_attentions=(
-                None if init_attentions is None else _nested(init_attentions, src_tokens, tgt_tokens, index, decimals)
+                None
+                if init_attentions is None
+                else _checked_layers(init_attentions, src_tokens, tgt_tokens, index, decimals)
             ),
             title=title,
         )
@@ -164,24 +169,52 @@ class AttentionRecord:
         source = self.init_attentions if init else self.attentions
         if source is None or kind not in source:
             raise KeyError(f"this record holds no {'initial ' if init else ''}{kind!r} attention")
-        return [np.asarray(layer, dtype=np.float64) for layer in source[kind]]
+        return list(source[kind])
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form: tokens, title, and the weights as nested lists (layers -> heads -> query -> key)."""
+        data = {field.name: getattr(self, field.name) for field in fields(self)}
+        data["attentions"] = _as_lists(self.attentions)
+        data["init_attentions"] = None if self.init_attentions is None else _as_lists(self.init_attentions)
+        data["src_tokens"], data["tgt_tokens"] = list(self.src_tokens), list(self.tgt_tokens)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AttentionRecord:
-        return cls(**data)
+        """Read the form of :meth:`to_dict` back (weights as arrays again)."""
+        init = data.get("init_attentions")
+        return cls(
+            src_tokens=list(data["src_tokens"]),
+            tgt_tokens=list(data["tgt_tokens"]),
+            attentions=_as_arrays(data["attentions"]),
+            init_attentions=None if init is None else _as_arrays(init),
+            title=data.get("title", ""),
+        )
+
+    def _repr_html_(self) -> str:
+        """The interactive attention view, inline in a notebook (works offline)."""
+        from attnlab.viz.html import render_attention_view  # html draws records: imported when shown
+
+        return render_attention_view(self)
 
 
-def _nested(
+def _as_lists(attentions: Mapping[str, LayerWeights]) -> dict[str, NestedWeights]:
+    return {kind: [np.asarray(layer).tolist() for layer in layers] for kind, layers in attentions.items()}
+
+
+def _as_arrays(attentions: Mapping[str, Any]) -> dict[str, LayerWeights]:
+    return {kind: [np.asarray(layer, dtype=np.float64) for layer in layers] for kind, layers in attentions.items()}
+
+
+def _checked_layers(
     attentions: Mapping[str, Any],
     src_tokens: Sequence[str],
     tgt_tokens: Sequence[str],
     index: int | None,
     decimals: int | None,
-) -> dict[str, NestedWeights]:
-    nested: dict[str, NestedWeights] = {}
+) -> dict[str, LayerWeights]:
+    """Per kind, one sentence's ``(heads, q, k)`` arrays, checked against the tokens and rounded."""
+    checked: dict[str, LayerWeights] = {}
     for kind, layers in attentions.items():
         if layers is None:
             continue
@@ -194,5 +227,6 @@ def _nested(
                     f"{kind} attention of layer {number} holds NaN or inf (a row with every key masked?); "
                     "JSON cannot store it"
                 )
-        nested[kind] = [(np.round(x, decimals) if decimals is not None else x).tolist() for x in per_layer]
-    return nested
+        # a copy either way: the record never shares memory with the caller's arrays
+        checked[kind] = [np.round(x, decimals) if decimals is not None else x.copy() for x in per_layer]
+    return checked
