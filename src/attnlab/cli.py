@@ -327,11 +327,11 @@ def _add_attention_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from attnlab.evaluation.sweep import run_sweep
+    from attnlab.experiments.sweep import run_sweep
 
     try:
-        paths = run_sweep(args.suite, out_dir=args.out, seeds=args.seeds, overrides=args.set,
-                          log=lambda line: print(f"attnlab sweep: {line}", flush=True))
+        paths = run_sweep(args.suite, out_dir=args.out, seeds=args.seeds, overrides=args.set, jobs=args.jobs,
+                          reuse=args.reuse, log=lambda line: print(f"attnlab sweep: {line}", flush=True))
     except KeyboardInterrupt:
         print("attnlab: sweep interrupted; run the same command again to resume it", file=sys.stderr)
         return 130
@@ -350,13 +350,19 @@ def _add_sweep_command(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("suite", metavar="SUITE", help="suite file, e.g. experiments/attention.yaml")
     sweep.add_argument("--seeds", type=int, default=1, help="runs per variant, with train.seed + 0, 1, ... (default 1)")
     sweep.add_argument("--out", help="sweep folder (default runs/sweeps/<suite name>)")
+    sweep.add_argument("--jobs", type=int, default=1,
+                       help="runs trained at once, each in its own process (default 1; with 2, also give "
+                            "--set train.num_threads=1)")
+    sweep.add_argument("--reuse", metavar="DIR",
+                       help="a folder of earlier sweeps (e.g. runs/sweeps): runs with exactly the same config "
+                            "(seed included) are linked from there instead of trained again")
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config key in every variant, e.g. --set train.epochs=2 (repeatable)")
     sweep.set_defaults(func=cmd_sweep)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from attnlab.evaluation.compare import compare_runs
+    from attnlab.experiments.compare import compare_runs
 
     names = [n.strip() for n in args.names.split(",")] if args.names else None
     paths = compare_runs(args.run_dirs, args.out, baseline=args.baseline, names=names, title=args.title,

@@ -233,7 +233,11 @@ def resume(run_dir: str | Path) -> tuple[RunDir, dict]:
     A run stopped before its first validation has nothing to continue from: it starts again from
     the beginning, keeping its config (``restarted`` is then True in the summary).
     """
-    run = open_run(run_dir)
+    run = RunDir(Path(run_dir))
+    if not run.config.is_file() or not run.data_json.is_file():
+        if not run.config.is_file():
+            open_run(run_dir)  # says what is wrong: missing, a file, or not a run
+        return _restart_without_data(run)
     with RunLock(run):
         cfg = load_config(run.config)
         check_machine(cfg)
@@ -251,6 +255,22 @@ def resume(run_dir: str | Path) -> tuple[RunDir, dict]:
         truncate_metrics(run.metrics, epoch)
         truncate_metrics(run.perf, epoch)
         return run, _fit(cfg, run, data, ckpt_path=run.last)
+
+
+def _restart_without_data(run: RunDir) -> tuple[RunDir, dict]:
+    """A run killed before it had saved its data: prepare it and train from the start, keeping the config."""
+    with RunLock(run):
+        cfg = load_config(run.config)
+        check_machine(cfg)
+        shutil.rmtree(run.prepared, ignore_errors=True)
+        data = prepare_data(cfg.data, run.prepared, key=data_key(cfg.data))
+        _check_data_fits(cfg, data)
+        data.save(run.root)
+        _clear_progress(run)
+        os.environ["ATTNLAB_RUN_DIR"] = str(run.root.resolve())
+        summary = _fit(cfg, run, data, ckpt_path=None)
+    summary["restarted"] = True
+    return run, summary
 
 
 def _resume_data(cfg: Config, run: RunDir) -> PreparedData:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from attnlab.evaluation.sweep import run_state, run_sweep
+from attnlab.experiments.sweep import run_state, run_sweep
 from attnlab.models.summary import format_count
 from attnlab.rundir import RunError
 
@@ -36,7 +36,7 @@ KILL_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
 import lightning as L
-from attnlab.evaluation.suite import load_suite
+from attnlab.experiments.suite import load_suite
 from attnlab.training import run
 
 class KillInSecondEpoch(L.Callback):
@@ -157,3 +157,25 @@ def test_a_multi_node_sweep_is_refused_before_training(tatoeba_tsv: Path, tmp_pa
     with pytest.raises(RunError, match=r"variant 'plain' has train.num_nodes: 2; a sweep runs on one machine"):
         run_sweep(suite, out, overrides=["train.num_nodes=2"])
     assert not out.exists()
+
+
+def test_two_jobs_at_once_and_a_second_suite_reusing_finished_runs(tatoeba_tsv: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(SUITE.format(tsv=tatoeba_tsv), encoding="utf-8")
+    sweeps = tmp_path / "sweeps"
+    lines: list[str] = []
+    run_sweep(suite, sweeps / "first", jobs=2, overrides=["train.num_threads=1"], log=lines.append)
+    assert sum("trained;" in line for line in lines) == 2
+    assert all(run_state(sweeps / "first" / name) == "finished" for name in ("plain", "dot"))
+    # a suite sharing one variant ('plain') with the first: that run is linked, the other trained
+    other = tmp_path / "other.yaml"
+    other.write_text(SUITE.format(tsv=tatoeba_tsv).replace("  dot: [model.attention=dot]",
+                                                            "  general: [model.attention=general]"), encoding="utf-8")
+    lines.clear()
+    run_sweep(other, sweeps / "second", overrides=["train.num_threads=1"], reuse=sweeps, log=lines.append)
+    linked = sweeps / "second" / "plain"
+    assert linked.is_symlink() and linked.resolve() == (sweeps / "first" / "plain").resolve()
+    assert any("plain: the same config finished in" in line for line in lines)
+    assert any("general: trained;" in line for line in lines)
+    report = json.loads((sweeps / "second" / "report" / "report.json").read_text())
+    assert [v["variant"] for v in report["variants"]] == ["plain", "general"]

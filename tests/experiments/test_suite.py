@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from attnlab.config import ConfigError, load_config
-from attnlab.evaluation.suite import load_suite
+from attnlab.experiments.suite import load_suite
 from attnlab.models.build import build_model
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -37,8 +37,10 @@ def test_every_variant_loads_and_builds(path: Path) -> None:
         model = build_model(variant.config.model, vocab or 50, vocab or 70)
         assert sum(p.numel() for p in model.parameters()) > 0
         c = variant.config
-        budgets.add((c.train.epochs, c.train.batch_tokens, c.data.corpus, c.data.prefixes, c.data.max_len))
-    assert budgets == {(10, 1024, "tatoeba", True, 10)}  # one shared budget and data setting
+        budgets.add((c.train.epochs, c.train.patience, c.train.monitor, c.train.batch_size, c.data.corpus,
+                     c.data.prefixes, c.data.max_len))
+    # one stopping rule and data setting for every variant: converge (early stopping on validation BLEU)
+    assert budgets == {(30, 5, "val/bleu", 32, "tatoeba", True, 10)}
     assert suite.baseline in suite.variants
 
 

@@ -1,6 +1,6 @@
 """``run_sweep``: train every variant of a suite (several seeds if asked), evaluate them, compare them.
 
-The suite format is described in :mod:`attnlab.evaluation.suite`. Every variant trains with its own
+The suite format is described in :mod:`attnlab.experiments.suite`. Every variant trains with its own
 full config (same epochs for all, as the suite sets them) on data prepared once per distinct
 ``data:`` config and shared (cached in ``<out>/prepared/``). Layout of ``out_dir``::
 
@@ -8,7 +8,7 @@ full config (same epochs for all, as the suite sets them) on data prepared once 
     <variant>-seed<S>/         further seeds, S = that seed + k for k = 1 .. seeds-1
     prepared/                  the shared prepared data
     configs/                   the configs of runs trained on several devices (see below)
-    report/                    the comparison (see :func:`attnlab.evaluation.compare.compare_runs`)
+    report/                    the comparison (see :func:`attnlab.experiments.compare.compare_runs`)
 
 Each run trains in a fresh process, so its peak memory and speed are its own and not the
 high-water mark of the runs before it; the process reads the shared data from ``prepared/``. A run
@@ -21,9 +21,12 @@ compare the runs with ``attnlab compare``.
 
 Running the same command again picks up where it stopped: a finished run (``summary.json``, not
 interrupted) is left alone; an interrupted one (``checkpoints/last.ckpt`` but no finished summary)
-is resumed, ending as if never interrupted; one that never reached its first checkpoint is deleted
-and trained again. A run folder whose config differs from the suite's is refused rather than mixed
-in. Each run is evaluated on val and test (beam from its config) as soon as it is trained.
+is resumed, ending as if never interrupted; one that never reached its first checkpoint is trained
+again from the start. A run folder whose config differs from the suite's is refused rather than
+mixed in. Each run is evaluated on val and test (beam from its config) as soon as it is trained, in
+its own process. With ``jobs`` > 1 several runs train at once; with ``reuse``, a run whose exact
+config already finished in another sweep is a symbolic link to that run instead of a new training
+(several suites share their baseline).
 """
 
 from __future__ import annotations
@@ -31,18 +34,18 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from attnlab.config import Config, load_config, save_config
-from attnlab.data.cache import cached_prepare, data_key
-from attnlab.evaluation.compare import compare_runs
-from attnlab.evaluation.run_results import ensure_evaluated, flat_config
-from attnlab.evaluation.suite import Suite, load_suite
+from attnlab.data.cache import cached_prepare
+from attnlab.experiments.compare import compare_runs
+from attnlab.experiments.run_results import ensure_evaluated, flat_config
+from attnlab.experiments.suite import Suite, load_suite
 from attnlab.rundir import RunError
 from attnlab.training.run import resume, train
 
@@ -90,51 +93,98 @@ def run_sweep(
     seeds: int = 1,
     overrides: list[str] | None = None,
     log: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    reuse: str | Path | None = None,
 ) -> dict[str, Path]:
     """Train, evaluate and compare every variant of the suite; returns the report's paths.
 
     ``out_dir`` defaults to ``runs/sweeps/<suite name>``; ``overrides`` (``section.key=value``) apply to
-    every variant, after its own. ``log`` receives one line per step (the CLI prints them).
+    every variant, after its own. ``jobs``: runs trained at the same time (each in its own process;
+    give each one thread with ``--set train.num_threads=1``). ``reuse``: a folder of earlier sweeps
+    (e.g. ``runs/sweeps``); a planned run whose exact config (seed included) finished there is linked
+    instead of trained again. ``log`` receives one line per step (the CLI prints them).
     """
     say = log or (lambda _: None)
+    if jobs < 1:
+        raise RunError(f"jobs is {jobs}; it must be >= 1")
     suite = load_suite(suite_path, overrides)
     out = Path(out_dir) if out_dir is not None else Path("runs") / "sweeps" / suite.name
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file; give a folder for the sweep")
     plan = plan_sweep(suite, out, seeds)
     for planned in plan:
         if planned.config.train.num_nodes != 1:
             raise RunError(f"variant '{planned.variant}' has train.num_nodes: {planned.config.train.num_nodes}; a "
                            "sweep runs on one machine. Train each variant with 'attnlab train' under your cluster's "
                            "launcher and compare the runs with 'attnlab compare'")
-    prepared: set[str] = set()  # data keys already in out/prepared/ in this session
-    for number, planned in enumerate(plan, start=1):
-        say(f"[{number}/{len(plan)}] {planned.run_dir.name}: {_train_one(planned, out, prepared)}")
-        for split in ("val", "test"):
-            ensure_evaluated(planned.run_dir, split)
+    finished = _finished_runs(Path(reuse), out) if reuse is not None else {}
+    _prepare_all(plan, out, finished)
+    with ThreadPoolExecutor(jobs) as pool:  # threads that each start a process and wait for it
+        futures = [pool.submit(_train_one, planned, out, finished) for planned in plan]
+        try:
+            for number, (planned, future) in enumerate(zip(plan, futures, strict=True), start=1):
+                say(f"[{number}/{len(plan)}] {planned.run_dir.name}: {future.result()}")
+        except BaseException:
+            for future in futures:
+                future.cancel()  # runs not started yet; started ones stop on their own Ctrl-C
+            raise
     say(f"comparing {len(plan)} runs in {out / 'report'}")
     title = f"{suite.name}: {suite.description}" if suite.description else suite.name
     return compare_runs([p.run_dir for p in plan], out / "report", baseline=suite.baseline,
                         names=[p.variant for p in plan], title=title, log=say)
 
 
-def _train_one(planned: PlannedRun, out: Path, prepared: set[str]) -> str:
-    """Bring one run to its end; says what was done."""
+def _finished_runs(folder: Path, out: Path) -> dict[str, Path]:
+    """Finished runs in the sweeps under ``folder`` (not ``out`` itself), by their flat config."""
+    if not folder.is_dir():
+        raise RunError(f"--reuse {folder} is not a folder of sweeps")
+    found: dict[str, Path] = {}
+    for config in sorted(folder.glob("*/*/config.yaml")):
+        run = config.parent
+        if run.parent.resolve() == out.resolve() or run.is_symlink() or run_state(run) != "finished":
+            continue
+        found.setdefault(_config_key(load_config(config)), run)
+    return found
+
+
+def _config_key(config: Config) -> str:
+    return json.dumps(flat_config(config), sort_keys=True)
+
+
+def _prepare_all(plan: list[PlannedRun], out: Path, finished: dict[str, Path]) -> None:
+    """Prepare each distinct data config once, before any run starts (so data errors are reported plainly)."""
+    for planned in plan:
+        if run_state(planned.run_dir) in ("new", "restart") and _config_key(planned.config) not in finished:
+            cached_prepare(planned.config.data, out / "prepared")
+
+
+def _train_one(planned: PlannedRun, out: Path, finished: dict[str, Path]) -> str:
+    """Bring one run to its end, evaluated on val and test; says what was done."""
     state = run_state(planned.run_dir)
     if state != "new":
         _check_same_config(planned)
     if state == "finished":
+        _evaluate(planned.run_dir)
         return "finished before, kept"
-    if state == "restart":
-        shutil.rmtree(planned.run_dir)
-    key = data_key(planned.config.data)
-    if state != "resume" and key not in prepared:  # here, so that data errors are reported plainly
-        cached_prepare(planned.config.data, out / "prepared")
-        prepared.add(key)
-    summary = _train_in_fresh_process(planned, out / "prepared", state == "resume")
+    earlier = finished.get(_config_key(planned.config)) if state == "new" else None
+    if earlier is not None:
+        planned.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        if planned.run_dir.exists():
+            planned.run_dir.rmdir()  # an empty folder (run_state checked): make way for the link
+        planned.run_dir.symlink_to(os.path.relpath(earlier.resolve(), planned.run_dir.parent.resolve()))
+        _evaluate(planned.run_dir)
+        return f"the same config finished in {earlier}; linked"
+    summary = _train_in_fresh_process(planned, out / "prepared", state in ("resume", "restart"))
     if summary.get("interrupted"):
         raise KeyboardInterrupt(f"{planned.run_dir} was interrupted; run the same sweep again to resume it")
     action = {"new": "trained", "resume": "resumed from its last checkpoint",
-              "restart": "restarted (it had stopped before its first checkpoint)"}[state]
+              "restart": "trained again from the start (it had stopped before its first checkpoint)"}[state]
     return f"{action}; best val/bleu {summary.get('best', {}).get('val/bleu', float('nan')):.2f}"
+
+
+def _evaluate(run_dir: Path) -> None:
+    for split in ("val", "test"):
+        ensure_evaluated(run_dir, split)
 
 
 def _several_devices(config: Config) -> bool:
@@ -157,6 +207,8 @@ def _train_in_fresh_process(planned: PlannedRun, prepared_dir: Path, resume_run:
     if exit_code != 0 or not summary.is_file():
         raise RunError(f"training {planned.run_dir} failed (exit code {exit_code}); see the messages above. "
                        "Run the same sweep again to resume or restart it")
+    if start is _start_command:  # 'attnlab train' does not evaluate; a spawned process already did
+        _evaluate(planned.run_dir)
     return json.loads(summary.read_text(encoding="utf-8"))
 
 
@@ -189,11 +241,13 @@ def _start_command(planned: PlannedRun, prepared_dir: Path, resume_run: bool) ->
 
 
 def _train_process(config: Config, run_dir: Path, prepared_dir: Path, resume_run: bool) -> None:
-    """The body of the spawned process."""
+    """The body of the spawned process: train (or resume), then evaluate on val and test, in this process."""
     if resume_run:
-        resume(run_dir)
+        _, summary = resume(run_dir)
     else:
-        train(config, run_dir, data=cached_prepare(config.data, prepared_dir))
+        _, summary = train(config, run_dir, data_cache=prepared_dir)
+    if not summary.get("interrupted"):
+        _evaluate(run_dir)
 
 
 def _check_same_config(planned: PlannedRun) -> None:
