@@ -12,10 +12,10 @@ from sacrebleu.significance import PairedTest
 
 from attnlab.cli import main
 from attnlab.config import load_config
-from attnlab.experiments.compare import compare_runs, group_name
 from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences
 from attnlab.evaluation.scores import reference_streams
+from attnlab.experiments.compare import compare_runs, group_name
 from attnlab.training.run import train
 
 

@@ -30,8 +30,8 @@ from attnlab.data.errors import DataError
 from attnlab.evaluation.attention import attention_report
 from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences
-from attnlab.experiments.run_results import RunResults, flat_config, load_run_results, timed_metrics
 from attnlab.evaluation.significance import DEFAULT_SAMPLES, PairedResult, paired_bootstrap
+from attnlab.experiments.run_results import RunResults, flat_config, load_run_results, timed_metrics
 from attnlab.models.summary import format_count
 from attnlab.rundir import RunError
 from attnlab.viz import plot_curves, save_figure
