@@ -31,7 +31,7 @@ import torch
 from attnlab.decoding.translator import Translator
 from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.scores import score_corpus
-from attnlab.export import export_run
+from attnlab.export.ctranslate2 import export_run
 
 DEFAULT_DATA = os.environ.get("ATTNLAB_DATA", "../shared/data/multi30k")  # from the project root
 PEER_BEAM5 = 9.1  # Joey NMT, beam 5, sentences/s on this machine class (../shared/BENCHMARKS.md)

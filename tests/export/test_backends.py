@@ -19,7 +19,8 @@ import torch
 from attnlab.cli import main
 from attnlab.config import load_config
 from attnlab.decoding.translator import Translator, TruncationWarning
-from attnlab.export import ExportError, export_run
+from attnlab.export.ctranslate2 import export_run
+from attnlab.export.layout import ExportError
 from attnlab.export.layout import MANIFEST, read_manifest
 from attnlab.training.run import train
 

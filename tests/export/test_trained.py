@@ -17,7 +17,7 @@ from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from attnlab.decoding.forced import ForcedBatch
 from attnlab.decoding.translator import Translation, Translator
 from attnlab.evaluation.scores import score_corpus
-from attnlab.export import export_run
+from attnlab.export.ctranslate2 import export_run
 from attnlab.training.run import train
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,77 @@
+"""``attnlab train``: a config in, a complete run directory out; ``--resume`` continues one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from attnlab.config import ConfigError, load_config
+
+__all__ = ["add_commands"]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from attnlab.training.run import default_run_dir, resume, train
+
+    if args.resume:
+        if args.config or args.set or args.run_dir or args.data_cache:
+            raise ConfigError("--resume continues a run with its own config; give no CONFIG, --set, --run-dir or "
+                              "--data-cache")
+        run_dir = args.resume
+        start = lambda: resume(run_dir)  # noqa: E731
+    else:
+        if not args.config:
+            raise ConfigError("give a CONFIG file (e.g. configs/quickstart.yaml) or --resume RUN_DIR")
+        cfg = load_config(args.config, args.set)
+        run_dir = args.run_dir or default_run_dir(args.config)
+        start = lambda: train(cfg, run_dir, data_cache=args.data_cache)  # noqa: E731
+    try:
+        run, summary = start()
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # Lightning shuts down gracefully on Ctrl-C and then exits with status 1: say what to do next.
+        if isinstance(stop, SystemExit) and stop.code in (0, None):
+            raise
+        print(f"attnlab: training interrupted; the run keeps its last checkpoint. Continue with:\n"
+              f"  attnlab train --resume {run_dir}", file=sys.stderr)
+        return 130
+    if summary.get("restarted"):
+        print(f"attnlab: {run.root} had stopped before its first validation; it was trained again from the start",
+              file=sys.stderr)
+    print(_train_report(run.root, summary))
+    return 0
+
+
+def _train_report(run_dir, summary: dict) -> str:
+    """The end of a training run, as a person wants to read it."""
+    from attnlab.models.summary import format_summary
+
+    best = summary.get("best", {})
+    lines = [f"run directory: {run_dir}", f"parameters:    {format_summary(summary['parameters'])}"]
+    if best:
+        lines.append(f"best val:      loss {best.get('val/loss', float('nan')):.3f}  "
+                     f"ppl {best.get('val/ppl', float('nan')):.2f}  BLEU {best.get('val/bleu', float('nan')):.2f}  "
+                     f"chrF {best.get('val/chrf', float('nan')):.2f}  (epoch {best.get('epoch')})")
+    if summary.get("tokens_per_sec"):
+        lines.append(f"speed:         {summary['tokens_per_sec']:,.0f} target tokens/s, "
+                     f"train time {summary['train_time_s']:.0f} s, peak memory {summary['peak_memory_mb']:,.0f} MB")
+    samples = (run_dir / "samples.txt")
+    if samples.is_file():
+        last = samples.read_text(encoding="utf-8").strip().split("== ")[-1]
+        lines += ["", "validation samples (" + last.strip().split("\n", 1)[0] + "):",
+                  *("  " + line for line in last.strip().split("\n")[1:] if line)]
+    return "\n".join(lines)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a model from a config; writes a complete run directory")
+    train.add_argument("config", nargs="?", help="YAML config file, e.g. configs/quickstart.yaml")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+    train.add_argument("--run-dir", help="where to write the run (default runs/<config>-<time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--data-cache", metavar="DIR",
+                       help="reuse the data prepared for this config in DIR, or prepare and store it there "
+                            "(a sweep's prepared/ folder)")
+    train.set_defaults(func=cmd_train)
+
+
