@@ -15,16 +15,18 @@ model is :mod:`attnlab.decoding.loading`; reading checkpoints is :mod:`attnlab.c
 
 from __future__ import annotations
 
+import csv
 import errno
 import fcntl
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["RunError", "RunDir", "RunLock", "open_run", "create_run", "run_of_checkpoint", "read_json",
-           "CHECKPOINT_NAMES"]
+__all__ = ["RunError", "RunDir", "RunLock", "open_run", "create_run", "run_of_checkpoint", "read_json", "read_rows",
+           "cell_number", "CHECKPOINT_NAMES"]
 
 CHECKPOINT_NAMES = ("best", "last", "init")
 
@@ -163,6 +165,31 @@ def create_run(path: str | Path) -> tuple[RunDir, RunLock]:
         raise RunError(f"{root} already holds a run; continue it with 'attnlab train --resume {root}' "
                        "or choose another --run-dir")
     return run, lock
+
+
+def read_rows(path: Path, what: str = "metrics file") -> list[dict[str, str]]:
+    """The rows of a run's CSV file (``metrics.csv``, ``perf.csv``); none when it does not exist yet."""
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise RunError(f"{what} {path} is unreadable or corrupt ({err})") from None
+    if rows and not {"epoch", "step"} <= set(rows[0]):
+        raise RunError(f"{what} {path} is corrupt: it has no epoch and step columns")
+    return rows
+
+
+def cell_number(value: Any) -> float | None:
+    """A CSV cell as a number; None for a blank (not logged on that row), NaN or text."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
 
 
 def read_json(path: Path, what: str) -> Any:

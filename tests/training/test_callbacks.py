@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnlab.training.callbacks import pick_sample_rows
+from attnlab.evaluation.references import spread_rows as pick_sample_rows
 
 
 def test_samples_are_spread_and_have_distinct_sources() -> None:

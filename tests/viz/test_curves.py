@@ -6,7 +6,8 @@ import csv
 
 import pytest
 
-from attnlab.viz import metric_points, plot_curves, read_metrics_csv
+from attnlab.rundir import read_rows
+from attnlab.viz import metric_points, plot_curves
 
 ROWS = [  # as CSVLogger writes them: blanks where a metric was not logged on that row
     {"epoch": "0", "step": "9", "train/loss": "4.0", "val/loss": "", "val/bleu": ""},
@@ -29,7 +30,7 @@ def test_one_panel_per_logged_metric_one_line_per_run(tmp_path):
         writer = csv.DictWriter(handle, fieldnames=list(ROWS[0]))
         writer.writeheader()
         writer.writerows(ROWS)
-    fig = plot_curves({"rnn": read_metrics_csv(path), "transformer": ROWS})
+    fig = plot_curves({"rnn": read_rows(path), "transformer": ROWS})
     drawn = [ax for ax in fig.axes if ax.lines]
     assert [ax.get_title() for ax in drawn] == ["train/loss", "val/loss", "val/bleu"]  # val/ppl never logged
     assert all(len(ax.lines) == 2 for ax in drawn)

@@ -20,7 +20,20 @@ from dataclasses import dataclass
 
 from attnlab.evaluation.scores import score_corpus
 
-__all__ = ["GroupedReferences"]
+__all__ = ["GroupedReferences", "spread_rows"]
+
+
+def spread_rows(sources: Sequence[str], count: int) -> list[int]:
+    """Up to ``count`` row indices spread evenly over ``sources``, each with a different source (the first
+    row of it): the sentences shown as samples in logs and reports."""
+    if count <= 0 or not sources:
+        return []
+    first: dict[str, int] = {}
+    for index, source in enumerate(sources):
+        first.setdefault(source, index)
+    distinct = sorted(first.values())
+    step = max(len(distinct) / count, 1.0)
+    return sorted({distinct[int(k * step)] for k in range(min(count, len(distinct)))})
 
 
 @dataclass(frozen=True)

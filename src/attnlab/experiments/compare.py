@@ -29,7 +29,7 @@ from attnlab.config import config_to_dict
 from attnlab.data.errors import DataError
 from attnlab.evaluation.attention import attention_report
 from attnlab.evaluation.evaluate import split_texts
-from attnlab.evaluation.references import GroupedReferences
+from attnlab.evaluation.references import GroupedReferences, spread_rows
 from attnlab.evaluation.significance import DEFAULT_SAMPLES, PairedResult, paired_bootstrap
 from attnlab.experiments.run_results import RunResults, flat_config, load_run_results, timed_metrics
 from attnlab.models.summary import format_count
@@ -244,7 +244,7 @@ def _sentence_sections(groups: Groups, baseline: str, texts: Texts, count: int, 
     """The same test sentences translated by every run, and one cross-attention map per run."""
     runs = [run for members in groups.values() for run in members]
     sources, references = texts[groups[baseline][0].root]
-    rows = _pick_rows(sources, count)
+    rows = spread_rows(sources, count)
     if not rows:
         return []
     translations: list[Block] = []
@@ -254,16 +254,6 @@ def _sentence_sections(groups: Groups, baseline: str, texts: Texts, count: int, 
                   for run in runs]
         translations.append(Table(["", f"test sentence {i + 1}"], lines))
     return [Section("Translations", translations), _attention_section(runs, rows, sources, references, out)]
-
-
-def _pick_rows(sources: list[str], count: int) -> list[int]:
-    """Up to ``count`` rows spread evenly over the test set, each with a different source."""
-    first: dict[str, int] = {}
-    for index, source in enumerate(sources):
-        first.setdefault(source, index)
-    distinct = sorted(first.values())
-    step = max(len(distinct) / max(count, 1), 1.0)
-    return sorted({distinct[int(k * step)] for k in range(min(count, len(distinct)))})
 
 
 def _attention_section(runs: list[RunResults], rows: list[int], sources: list[str], references: list[str],

@@ -7,8 +7,6 @@ writes them when they are missing, so a comparison never mixes in translations o
 
 from __future__ import annotations
 
-import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ import numpy as np
 
 from attnlab.config import Config, config_to_dict, load_config
 from attnlab.evaluation.evaluate import evaluate_run, evaluation_key, key_digest
-from attnlab.rundir import RunDir, RunError, open_run, read_json
+from attnlab.rundir import RunDir, RunError, cell_number, open_run, read_json, read_rows
 
 __all__ = ["RunResults", "load_run_results", "ensure_evaluated", "flat_config", "timed_metrics"]
 
@@ -42,12 +40,12 @@ class RunResults:
 
     def best(self, metric: str) -> float | None:
         """The lowest logged value of a loss-like ``metric`` (``val/loss``, ``val/ppl``)."""
-        values = [_number(row.get(metric)) for row in self.metrics]
+        values = [cell_number(row.get(metric)) for row in self.metrics]
         return min((v for v in values if v is not None), default=None)
 
     @property
     def seconds_per_epoch(self) -> float | None:
-        times = [_number(row.get("perf/epoch_time_s")) for row in self.perf]
+        times = [cell_number(row.get("perf/epoch_time_s")) for row in self.perf]
         times = [t for t in times if t is not None]
         return sum(times) / len(times) if times else None
 
@@ -63,8 +61,8 @@ def load_run_results(run_dir: str | Path, name: str | None = None, evaluate: boo
               for split in ("val", "test")}
     hyps_path = Path(scores["test"]["output_dir"]) / "hyps.txt"
     hypotheses = hyps_path.read_text(encoding="utf-8").split("\n")[:-1]
-    return RunResults(name or run.root.name, run, load_config(run.config), summary, _read_csv(run.metrics),
-                      _read_csv(run.perf), scores["val"], scores["test"], hypotheses)
+    return RunResults(name or run.root.name, run, load_config(run.config), summary, read_rows(run.metrics),
+                      read_rows(run.perf, "perf file"), scores["val"], scores["test"], hypotheses)
 
 
 def _stored(run: RunDir, split: str) -> tuple[Path, dict[str, Any]]:
@@ -117,27 +115,14 @@ def timed_metrics(results: RunResults) -> list[dict[str, Any]]:
     ``perf.csv`` gives the cumulative epoch wall time at each epoch's last step; rows in between are
     placed by linear interpolation on the step, from (step 0, 0 s).
     """
-    ends = sorted((_number(r.get("step")) or 0.0, _number(r.get("perf/epoch_time_s")) or 0.0) for r in results.perf)
+    ends = sorted((cell_number(r.get("step")) or 0.0, cell_number(r.get("perf/epoch_time_s")) or 0.0)
+                  for r in results.perf)
     steps = [0.0] + [step for step, _ in ends]
     seconds = np.concatenate([[0.0], np.cumsum([t for _, t in ends])]).tolist()
     rows = []
     for row in results.metrics:
-        step = _number(row.get("step"))
+        step = cell_number(row.get("step"))
         time = float(np.interp(step, steps, seconds)) if step is not None and ends else None
         rows.append({**row, "time": time})
     return rows
 
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number

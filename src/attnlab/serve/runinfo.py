@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
+from attnlab.rundir import read_rows
 from attnlab.serve.discovery import RunEntry
-from attnlab.viz.curves import metric_points, read_metrics_csv
+from attnlab.viz.curves import metric_points
 
 __all__ = ["run_summary", "run_details", "describe_model", "run_curves"]
 
@@ -120,8 +121,8 @@ def run_curves(entry: RunEntry) -> dict[str, list[dict[str, float | None]]]:
     Values logged several times in an epoch are averaged; ``time`` is the training wall time at the
     end of that epoch (None when ``perf.csv`` lacks it).
     """
-    rows = read_metrics_csv(entry.run.metrics) if entry.run.metrics.is_file() else []
-    perf = read_metrics_csv(entry.run.perf) if entry.run.perf.is_file() else []
+    rows = read_rows(entry.run.metrics)
+    perf = read_rows(entry.run.perf, "perf file")
     ends = _epoch_seconds(perf)
     columns = sorted({c for row in rows for c in row if c.startswith(("train/", "val/")) and c != "train/lr"})
     curves: dict[str, list[dict[str, float | None]]] = {}

@@ -12,8 +12,10 @@ import torch
 
 from attnlab.checkpoints import atomic_torch_save
 from attnlab.data.batching import Batch
+from attnlab.evaluation.references import spread_rows
+from attnlab.training.loggers import MetricsCSV
 
-__all__ = ["SaveInitialState", "PerfMonitor", "SamplesWriter", "pick_sample_rows", "peak_memory_mb"]
+__all__ = ["SaveInitialState", "PerfMonitor", "SamplesWriter", "peak_memory_mb"]
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -83,7 +85,7 @@ class PerfMonitor(L.Callback):
                 writer.writeheader()
             writer.writerow(row)
         for logger in trainer.loggers:
-            if not isinstance(logger, L.pytorch.loggers.CSVLogger):
+            if not isinstance(logger, MetricsCSV):
                 logger.log_metrics({k: v for k, v in row.items() if k.startswith("perf/")}, trainer.global_step)
 
 
@@ -96,7 +98,7 @@ class SamplesWriter(L.Callback):
 
     def __init__(self, path: Path, sources: list[str], references: list[str], count: int, scored_rows: int):
         self.path = path
-        self.rows = pick_sample_rows(sources[:scored_rows], count)
+        self.rows = spread_rows(sources[:scored_rows], count)
         self.sources, self.references = sources, references
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -109,15 +111,3 @@ class SamplesWriter(L.Callback):
                       f"hyp: {pl_module.val_translations.get(i, '')}", ""]
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
-
-
-def pick_sample_rows(sources: list[str], count: int) -> list[int]:
-    """Up to ``count`` row indices, evenly spread, whose sources are all different."""
-    if count <= 0 or not sources:
-        return []
-    first_of = {}
-    for index, source in enumerate(sources):
-        first_of.setdefault(source, index)
-    distinct = sorted(first_of.values())
-    step = max(len(distinct) / count, 1.0)
-    return sorted({distinct[int(k * step)] for k in range(min(count, len(distinct)))})

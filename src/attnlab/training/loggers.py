@@ -1,8 +1,9 @@
 """Loggers: ``metrics.csv`` in the run directory always, plus TensorBoard or Weights & Biases.
 
-Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts; a resumed run must keep
-the rows of the epochs it does not redo, so :class:`RunCSVLogger` appends instead, after
-:func:`truncate_metrics` has dropped the rows of the interrupted epoch.
+:class:`MetricsCSV` writes ``metrics.csv`` itself (Lightning's CSVLogger deletes an existing file when
+it starts, and its writer is private): one row per logging call, columns sorted, blank where a
+metric was not logged. A resumed run appends to the rows of the epochs it does not redo, after
+:func:`truncate_metrics` has dropped those of the interrupted epoch.
 """
 
 from __future__ import annotations
@@ -10,40 +11,77 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lightning.fabric.loggers.csv_logs import _ExperimentWriter
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 if TYPE_CHECKING:
     from attnlab.config import TrainConfig
 
-__all__ = ["RunCSVLogger", "build_loggers", "truncate_metrics", "read_metrics"]
+__all__ = ["MetricsCSV", "build_loggers", "truncate_metrics"]
 
 
-class _AppendingWriter(_ExperimentWriter):
-    def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="") as handle:
-                self.metrics_keys = list(csv.DictReader(handle).fieldnames or [])
+class MetricsCSV(Logger):
+    """``<run_dir>/metrics.csv``: rows kept in memory and appended every ``flush_every`` steps and at the end."""
 
-
-class RunCSVLogger(CSVLogger):
-    """Writes ``<run_dir>/metrics.csv``, appending to what a previous (interrupted) session wrote."""
-
-    def __init__(self, run_dir: Path):
-        super().__init__(save_dir=str(run_dir), name="", version="")
+    def __init__(self, run_dir: Path, flush_every: int = 100):
+        super().__init__()
+        self.path = Path(run_dir) / "metrics.csv"
+        self.flush_every = flush_every
+        self._rows: list[dict[str, Any]] = []
+        self._columns: list[str] = []
+        if self.path.is_file():
+            with open(self.path, newline="") as handle:
+                self._columns = list(csv.DictReader(handle).fieldnames or [])
 
     @property
-    def experiment(self) -> _ExperimentWriter:
-        if self._experiment is None:
-            self._experiment = _AppendingWriter(log_dir=self.log_dir)
-        return self._experiment
+    def name(self) -> str:
+        return "metrics"
 
+    @property
+    def version(self) -> str:
+        return ""
 
-def read_metrics(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+    @property
+    def save_dir(self) -> str:
+        return str(self.path.parent)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass  # the resolved config is the run's config.yaml
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        row = {key: value.item() if hasattr(value, "item") else value for key, value in metrics.items()}
+        row["step"] = len(self._rows) if step is None else step
+        self._rows.append(row)
+        if (row["step"] + 1) % self.flush_every == 0:
+            self.save()
+
+    @rank_zero_only
+    def save(self) -> None:
+        if not self._rows:
+            return
+        new = set().union(*self._rows) - set(self._columns)
+        self._columns = sorted([*self._columns, *new])
+        if new and self.path.is_file():  # a new column: write the earlier rows again under the new header
+            with open(self.path, newline="") as handle:
+                earlier = list(csv.DictReader(handle))
+            with open(self.path, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=self._columns)
+                writer.writeheader()
+                writer.writerows(earlier)
+        with open(self.path, "a" if self.path.is_file() else "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self._columns)
+            if handle.tell() == 0:
+                writer.writeheader()
+            writer.writerows(self._rows)
+        self._rows = []
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.save()
 
 
 def truncate_metrics(path: Path, last_epoch: int) -> None:
@@ -61,7 +99,7 @@ def truncate_metrics(path: Path, last_epoch: int) -> None:
 
 
 def build_loggers(cfg: TrainConfig, run_dir: Path) -> list[Logger]:
-    loggers: list[Logger] = [RunCSVLogger(run_dir)]
+    loggers: list[Logger] = [MetricsCSV(run_dir)]
     if cfg.logger == "tensorboard":
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
     elif cfg.logger == "wandb":

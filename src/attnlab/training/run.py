@@ -31,12 +31,12 @@ from attnlab.data.store import PreparedData, load_run_tokenizers, open_prepared
 from attnlab.evaluation.references import GroupedReferences
 from attnlab.models.build import build_model
 from attnlab.models.summary import model_summary
-from attnlab.rundir import RunDir, RunError, RunLock, create_run, open_run, read_json
+from attnlab.rundir import RunDir, RunError, RunLock, create_run, open_run, read_json, read_rows
 from attnlab.training.attention_snapshots import AttentionSnapshots
 from attnlab.training.callbacks import PerfMonitor, SamplesWriter, SaveInitialState
 from attnlab.training.checkpointing import RunCheckpoints, SafeCheckpointIO
 from attnlab.training.datamodule import TranslationDataModule
-from attnlab.training.loggers import build_loggers, read_metrics, truncate_metrics
+from attnlab.training.loggers import build_loggers, truncate_metrics
 from attnlab.training.system import TranslationSystem
 
 __all__ = ["train", "resume", "default_run_dir", "check_machine"]
@@ -149,9 +149,9 @@ def _fit(cfg: Config, run: RunDir, data: PreparedData, ckpt_path: Path | None) -
 
 
 def _write_summary(cfg: Config, run: RunDir, data: PreparedData, model, trainer: L.Trainer) -> dict:
-    perf = read_metrics(run.perf) if run.perf.is_file() else []
+    perf = read_rows(run.perf, "perf file")
     checkpoints = next(c for c in trainer.callbacks if isinstance(c, RunCheckpoints))
-    rows = [r for r in read_metrics(run.metrics) if r.get("val/loss")] if run.metrics.is_file() else []
+    rows = [r for r in read_rows(run.metrics) if r.get("val/loss")]
     candidates = [r for r in rows if int(float(r["epoch"])) == checkpoints.best_epoch and r.get(cfg.train.monitor)]
     best = min(candidates, key=lambda r: abs(float(r[cfg.train.monitor]) - (checkpoints.best_score or 0.0)),
                default=None)  # the validation best.ckpt holds (several per epoch with val_check_interval < 1)

@@ -7,7 +7,7 @@ tuple with one ``(batch, heads, query_len, key_len)`` array per layer; pick one 
 """
 
 from attnlab.viz.bertviz_adapter import bertviz_arguments, to_bertviz
-from attnlab.viz.curves import metric_points, plot_curves, read_metrics_csv
+from attnlab.viz.curves import metric_points, plot_curves
 from attnlab.viz.heatmaps import plot_attention, plot_attention_grid, plot_before_after, save_figure
 from attnlab.viz.html import attention_html, render_attention_html, render_attention_view
 from attnlab.viz.records import SPECIAL_TOKENS, AttentionRecord, sentence_layers
@@ -40,7 +40,6 @@ __all__ = [
     "write_stats_csv",
     "stats_markdown",
     "plot_curves",
-    "read_metrics_csv",
     "metric_points",
     "to_bertviz",
     "bertviz_arguments",

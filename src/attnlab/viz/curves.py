@@ -6,21 +6,15 @@ columns ``epoch``, ``step`` and the metric names, blank where a metric was not l
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["plot_curves", "read_metrics_csv", "metric_points"]
+from attnlab.rundir import cell_number
 
-
-def read_metrics_csv(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a CSVLogger ``metrics.csv`` (values as strings, blank where not logged)."""
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+__all__ = ["plot_curves", "metric_points"]
 
 
 def metric_points(rows: Sequence[Mapping[str, Any]], metric: str, x: str = "epoch") -> tuple[list[float], list[float]]:
@@ -29,7 +23,7 @@ def metric_points(rows: Sequence[Mapping[str, Any]], metric: str, x: str = "epoc
     With ``x="epoch"`` several values logged in one epoch (e.g. per step) are averaged, so each
     epoch is one point.
     """
-    pairs = [(_number(row.get(x)), _number(row.get(metric))) for row in rows]
+    pairs = [(cell_number(row.get(x)), cell_number(row.get(metric))) for row in rows]
     kept = sorted((a, b) for a, b in pairs if a is not None and b is not None)
     if x != "epoch":
         return [a for a, _ in kept], [b for _, b in kept]
@@ -49,10 +43,10 @@ def plot_curves(
     ``x`` is the column on the x axis: ``"epoch"``, ``"step"``, or ``"time"`` (a column of wall-clock
     seconds, which must be in the rows). Metrics no run logged are left out.
     """
-    if not any(_number(row.get(x)) is not None for rows in runs.values() for row in rows):
+    if not any(cell_number(row.get(x)) is not None for rows in runs.values() for row in rows):
         raise ValueError(f"no run has a column {x!r} to plot against; use x='epoch' or x='step'")
     every_row = [row for rows in runs.values() for row in rows]
-    logged = [m for m in metrics if any(_number(row.get(m)) is not None for row in every_row)]
+    logged = [m for m in metrics if any(cell_number(row.get(m)) is not None for row in every_row)]
     if not logged:
         raise ValueError(f"none of the metrics {tuple(metrics)} was logged by any run")
     columns = min(len(logged), 2)
@@ -72,12 +66,3 @@ def plot_curves(
         ax.set_axis_off()
     return fig
 
-
-def _number(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
