@@ -74,8 +74,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise RunError(f"checkpoint {path} was refused: it holds objects other than tensors and plain values, "
-                       "which could run code when loaded; only open checkpoints made by 'attnlab train'") from None
+        raise RunError(f"checkpoint {path} was refused: it is not a plain weights file (it is damaged, or holds "
+                       "objects other than tensors, which could run code when loaded)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise RunError(f"checkpoint {path} is unreadable (truncated or not a checkpoint): {reason}") from None

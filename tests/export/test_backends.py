@@ -18,9 +18,9 @@ import torch
 
 from attnlab.cli import main
 from attnlab.config import load_config
+from attnlab.decoding.export_layout import MANIFEST, ExportError, read_manifest
 from attnlab.decoding.translator import Translator, TruncationWarning
 from attnlab.export.ctranslate2 import export_run
-from attnlab.export.layout import MANIFEST, ExportError, read_manifest
 from attnlab.training.run import train
 
 COMMON = ["data.corpus=files", "data.val_ratio=0.1", "data.test_ratio=0.1", "train.epochs=1",

@@ -17,10 +17,10 @@ from attnlab.config import ModelConfig
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIALS
 from attnlab.decoding.beam import LengthNorm, beam_search
 from attnlab.decoding.ctranslate2_backend import CTranslate2Search
+from attnlab.decoding.ctranslate2_spec import check_exportable
+from attnlab.decoding.export_layout import ExportError
 from attnlab.decoding.forced import ForcedBatch
 from attnlab.decoding.greedy import greedy_decode
-from attnlab.export.ctranslate2 import check_exportable
-from attnlab.export.layout import ExportError
 from attnlab.models.transformer import Transformer, build_transformer
 
 MAX_LEN, RATIO = 40, 1.5

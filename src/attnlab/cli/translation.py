@@ -196,7 +196,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_export_command(sub: argparse._SubParsersAction) -> None:
-    from attnlab.export.layout import QUANTIZATIONS
+    from attnlab.decoding.export_layout import QUANTIZATIONS
 
     export = sub.add_parser(
         "export", help="export a Transformer run for fast inference (CTranslate2)",

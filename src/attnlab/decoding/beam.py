@@ -133,10 +133,25 @@ def _check_arguments(beam_size: int, n_best: int, length_penalty_alpha: float, f
         raise ValueError(f"length penalty alpha is {length_penalty_alpha}; it must be >= 0 (0 disables it)")
 
 
-def _initial_beams(model: nn.Module, src: Tensor, src_lengths: Tensor, limits: Tensor, K: int) -> _Beams:
-    """Encode once, then copy each sentence's state to its K rows; only beam 0 starts alive."""
+def _beam_rows(state: DecoderState, B: int, K: int, share_memory: bool, device: torch.device) -> DecoderState:
+    """The state of B sentences on K beam rows each.
+
+    A state with an ``expand(K)`` method (the Transformer's) keeps one copy of what depends on the
+    source alone (encoder memory, cross-attention keys and values) for the K rows of a sentence, and
+    its ``reorder`` takes backpointers that stay within a sentence, as beam search's do. Any other
+    state, or ``share_memory=False``, is copied to every row.
+    """
+    expand = getattr(state, "expand", None)
+    if share_memory and expand is not None:
+        return expand(K)
+    return state.reorder(torch.arange(B, device=device).repeat_interleave(K))
+
+
+def _initial_beams(model: nn.Module, src: Tensor, src_lengths: Tensor, limits: Tensor, K: int,
+                   share_memory: bool) -> _Beams:
+    """Encode once, then give each sentence K rows (see :func:`_beam_rows`); only beam 0 starts alive."""
     B, device = src.size(0), src.device
-    state = model.encode(src, src_lengths).reorder(torch.arange(B, device=device).repeat_interleave(K))
+    state = _beam_rows(model.encode(src, src_lengths), B, K, share_memory, device)
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0  # the other beams are copies; -inf keeps them from being expanded twice
     return _Beams(
@@ -263,7 +278,8 @@ def _hypothesis(chunk: _Finished, i: int, src_len: int) -> Hypothesis:
 @torch.no_grad()
 def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: int = 5, n_best: int = 1,
                 length_penalty: float = 0.0, max_len_ratio: float = 1.5, max_len: int = 100,
-                return_attentions: bool = False, length_penalty_form: str = "gnmt") -> list[list[Hypothesis]]:
+                return_attentions: bool = False, length_penalty_form: str = "gnmt",
+                share_memory: bool = True) -> list[list[Hypothesis]]:
     """Beam search for a batch; see the module docstring.
 
     Args:
@@ -275,6 +291,9 @@ def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: i
         max_len_ratio, max_len: the per-sentence limit in steps, as :func:`length_limits`.
         return_attentions: give every hypothesis its cross-attention, per layer
             (heads, steps, src_len), carried through the beam's reordering.
+        share_memory: let a sentence's beams share its encoder memory and cross-attention keys and
+            values when the model's state allows it (:func:`_beam_rows`); False copies them to every
+            beam and every step, as before (the same translations; for tests and benchmarks).
 
     Returns:
         Per sentence, up to ``n_best`` :class:`Hypothesis`, best first (fewer only when the model
@@ -284,7 +303,7 @@ def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: i
     norm = LengthNorm(length_penalty, length_penalty_form)
     check_sources(src, src_lengths)
     limits = length_limits(src_lengths, max_len_ratio, max_len).to(src.device)
-    beams: _Beams | None = _initial_beams(model, src, src_lengths, limits, beam_size)
+    beams: _Beams | None = _initial_beams(model, src, src_lengths, limits, beam_size, share_memory)
     finished: list[_Finished] = []
     t = 0
     while beams is not None:

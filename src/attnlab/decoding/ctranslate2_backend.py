@@ -23,25 +23,28 @@ sorting, detokenisation); only the search moves to CTranslate2, set up to search
 
 from __future__ import annotations
 
-import pickle
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from attnlab.checkpoints import check_state_dict, model_state
 from attnlab.config import load_config
 from attnlab.data.vocab import BOS, PAD
 from attnlab.decoding.beam import LengthNorm, power_length_penalty
+from attnlab.decoding.ctranslate2_spec import check_exportable, require_ctranslate2, save_model, transformer_spec
+from attnlab.decoding.export_layout import WEIGHTS, ExportError, is_export_dir, read_manifest
 from attnlab.decoding.greedy import Hypothesis, length_limits
-from attnlab.export.layout import WEIGHTS, ExportError, is_export_dir, read_manifest
+from attnlab.rundir import RunError
 
 if TYPE_CHECKING:
     from attnlab.config import ModelConfig
-    from attnlab.decoding.translator import Translator
 
-__all__ = ["BACKENDS", "CTranslate2Search", "check_backend", "attach_ctranslate2", "load_export", "is_export_dir"]
+__all__ = ["BACKENDS", "CTranslate2Search", "ExportParts", "check_backend", "convert_run_model", "load_export",
+           "is_export_dir"]
 
 BACKENDS = ("torch", "ctranslate2")
 
@@ -67,8 +70,6 @@ class CTranslate2Search:
              threads: int | None = None, device: str = "cpu") -> CTranslate2Search:
         """Load a CTranslate2 model directory. ``compute_type`` may quantise at load time (e.g. ``int8``);
         ``threads`` defaults to torch's intra-op thread count, so one setting governs both backends."""
-        from attnlab.export.ctranslate2 import require_ctranslate2
-
         ctranslate2 = require_ctranslate2()
         try:
             engine = ctranslate2.Translator(str(directory), device=device, compute_type=compute_type,
@@ -82,8 +83,6 @@ class CTranslate2Search:
                 compute_type: str = "default", threads: int | None = None, device: str = "cpu") -> CTranslate2Search:
         """Convert ``model`` (float32) and load it; the files pass through a temporary directory, which
         CTranslate2 reads whole, so nothing is left on disk."""
-        from attnlab.export.ctranslate2 import save_model, transformer_spec
-
         spec = transformer_spec(model, model_cfg, src_itos, tgt_itos)
         with tempfile.TemporaryDirectory(prefix="attnlab-ctranslate2-") as folder:
             save_model(spec, Path(folder), "float32")
@@ -149,16 +148,12 @@ def _engine_device(device: str | torch.device | None) -> str:
     return "cuda" if str(device or "cpu").startswith("cuda") else "cpu"
 
 
-def attach_ctranslate2(translator: Translator, where: str, compute_type: str = "default",
-                       threads: int | None = None) -> None:
-    """Give a Translator loaded from a run the CTranslate2 backend (its model converted in memory)."""
-    from attnlab.export.ctranslate2 import check_exportable
-
-    assert translator.cfg is not None  # from_run sets it
-    check_exportable(translator.cfg.model, f"run {where}")
-    translator.fast_search = CTranslate2Search.convert(
-        translator.model, translator.cfg.model, translator.src_vocab.itos, translator.tgt_vocab.itos,
-        compute_type, threads, _engine_device(translator.device))
+def convert_run_model(model: nn.Module, cfg: ModelConfig, src_itos: list[str], tgt_itos: list[str], where: str,
+                      compute_type: str = "default", threads: int | None = None,
+                      device: str | torch.device | None = None) -> CTranslate2Search:
+    """The CTranslate2 search of a run's Transformer, converted in memory (``--backend ctranslate2`` on a run)."""
+    check_exportable(cfg, f"run {where}")
+    return CTranslate2Search.convert(model, cfg, src_itos, tgt_itos, compute_type, threads, _engine_device(device))
 
 
 def _torch_model(directory: Path, cfg: Any, src_size: int, tgt_size: int) -> nn.Module:
@@ -168,9 +163,11 @@ def _torch_model(directory: Path, cfg: Any, src_size: int, tgt_size: int) -> nn.
     model = build_model(cfg.model, src_size, tgt_size)
     path = directory / WEIGHTS
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
-        raise ExportError(f"{path} does not hold this export's weights: {str(err).splitlines()[0][:200]}") from None
+        state = model_state(path)
+        check_state_dict(model, state, path)
+    except RunError as err:
+        raise ExportError(f"{path} does not hold this export's weights ({err}); export the run again") from None
+    model.load_state_dict(state)
     return model
 
 
@@ -185,11 +182,27 @@ def _translator_settings(manifest: dict[str, Any], directory: Path) -> dict[str,
         raise ExportError(f"export manifest in {directory} lacks {err}; export the run again") from None
 
 
+@dataclass
+class ExportParts:
+    """What a Translator over an export directory is made of (see :meth:`Translator.from_run`)."""
+
+    model: nn.Module
+    src_tokenizer: Any
+    tgt_tokenizer: Any
+    src_vocab: Any
+    tgt_vocab: Any
+    normalize: str
+    cfg: Any
+    settings: dict[str, Any]
+    checkpoint: Path
+    checkpoint_name: str
+    fast_search: CTranslate2Search | None
+
+
 def load_export(directory: str | Path, backend: str = "ctranslate2", device: str | torch.device | None = None,
-                compute_type: str = "default", threads: int | None = None) -> Translator:
-    """A Translator for an export directory, with the run's text pipeline, limits and decode settings."""
+                compute_type: str = "default", threads: int | None = None) -> ExportParts:
+    """An export directory's model, text pipeline, limits and decode settings, and its CTranslate2 search."""
     from attnlab.data.store import load_run_tokenizers  # the export holds the run's own copies
-    from attnlab.decoding.translator import Translator
 
     check_backend(backend)
     directory = Path(directory)
@@ -198,12 +211,12 @@ def load_export(directory: str | Path, backend: str = "ctranslate2", device: str
     cfg = load_config(directory / "config.yaml")
     src_tok, tgt_tok, src_vocab, tgt_vocab, normalize = load_run_tokenizers(directory)
     model = _torch_model(directory, cfg, len(src_vocab), len(tgt_vocab)).to(device or "cpu")
-    translator = Translator(model, src_tok, tgt_tok, src_vocab, tgt_vocab, normalize, cfg=cfg, **settings)
-    # evaluations are stored in the export and keyed by the weights that searched
-    source = manifest.get("source") or {}
-    translator.root, translator.checkpoint_name = directory, f"export ({source.get('checkpoint', 'unknown')})"
-    translator.checkpoint = directory / ("model.bin" if backend == "ctranslate2" else WEIGHTS)
+    fast = None
     if backend == "ctranslate2":
-        translator.fast_search = CTranslate2Search.load(directory, src_vocab.itos, tgt_vocab.itos, compute_type,
-                                                        threads, _engine_device(device))
-    return translator
+        fast = CTranslate2Search.load(directory, src_vocab.itos, tgt_vocab.itos, compute_type, threads,
+                                      _engine_device(device))
+    source = manifest.get("source") or {}
+    # evaluations are stored in the export and keyed by the weights that searched
+    checkpoint = directory / ("model.bin" if backend == "ctranslate2" else WEIGHTS)
+    return ExportParts(model, src_tok, tgt_tok, src_vocab, tgt_vocab, normalize, cfg, settings, checkpoint,
+                       f"export ({source.get('checkpoint', 'unknown')})", fast)

@@ -23,6 +23,14 @@ from torch import Tensor, nn
 from attnlab.data.normalize import get_normalizer
 from attnlab.data.vocab import EOS
 from attnlab.decoding.beam import LengthNorm, beam_search
+from attnlab.decoding.ctranslate2_backend import (
+    CTranslate2Search,
+    ExportParts,
+    check_backend,
+    convert_run_model,
+    is_export_dir,
+    load_export,
+)
 from attnlab.decoding.forced import add_forced_attentions
 from attnlab.decoding.greedy import Hypothesis, greedy_decode
 from attnlab.decoding.loading import load_run
@@ -30,7 +38,6 @@ from attnlab.rundir import RunDir
 
 if TYPE_CHECKING:
     from attnlab.config import Config
-    from attnlab.decoding.ctranslate2_backend import CTranslate2Search
 
 __all__ = ["Translator", "Translation", "Candidate", "TruncationWarning"]
 
@@ -177,11 +184,10 @@ class Translator:
         directory written by ``attnlab export``; a run's Transformer is converted in memory).
         ``compute_type`` (e.g. ``int8``) and ``threads`` (default: torch's) apply to CTranslate2 only.
         """
-        from attnlab.decoding.ctranslate2_backend import attach_ctranslate2, check_backend, is_export_dir, load_export
-
         check_backend(backend)
         if is_export_dir(run_dir_or_checkpoint):
-            return load_export(run_dir_or_checkpoint, backend or "ctranslate2", device, compute_type, threads)
+            return cls._from_export(load_export(run_dir_or_checkpoint, backend or "ctranslate2", device, compute_type,
+                                                threads), Path(run_dir_or_checkpoint))
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         loaded = load_run(run_dir_or_checkpoint, checkpoint=checkpoint, device=device)
         decode, model_cfg = loaded.cfg.decode, loaded.cfg.model
@@ -195,7 +201,18 @@ class Translator:
         translator.run, translator.root, translator.checkpoint = loaded.run, loaded.run.root, loaded.checkpoint
         translator.checkpoint_name = checkpoint if Path(run_dir_or_checkpoint).is_dir() else loaded.checkpoint.name
         if backend == "ctranslate2":
-            attach_ctranslate2(translator, str(run_dir_or_checkpoint), compute_type, threads)
+            translator.fast_search = convert_run_model(loaded.model, model_cfg, loaded.src_vocab.itos,
+                                                       loaded.tgt_vocab.itos, str(loaded.run.root), compute_type,
+                                                       threads, device)
+        return translator
+
+    @classmethod
+    def _from_export(cls, parts: ExportParts, directory: Path) -> Translator:
+        translator = cls(parts.model, parts.src_tokenizer, parts.tgt_tokenizer, parts.src_vocab, parts.tgt_vocab,
+                         parts.normalize, cfg=parts.cfg, **parts.settings)
+        translator.root, translator.checkpoint, translator.checkpoint_name = directory, parts.checkpoint, \
+            parts.checkpoint_name
+        translator.fast_search = parts.fast_search
         return translator
 
     @property

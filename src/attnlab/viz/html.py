@@ -1,7 +1,7 @@
 """The interactive attention view of one sentence, and the self-contained HTML page around it.
 
 One view serves three places: the per-sentence page :func:`attention_html` writes (``attnlab
-attention``), notebooks (``_repr_html_`` of :class:`AttentionRecord` and of the results built on it)
+attention``), notebooks (``_repr_html_`` of the results built on an :class:`AttentionRecord`)
 and the ``attnlab serve`` explorer. Python renders the markup (:func:`view_fragment`): the sentence,
 the controls, the per-head statistics table of :mod:`attnlab.viz.stats` and the record as JSON in a
 ``<script type="application/json">`` element. One script shipped in the package,

@@ -128,7 +128,8 @@ class AttentionRecord:
     array per layer. ``init_attentions`` is the same sentence under the model at initialisation
     (or ``None``). Tokens include padding and specials; viewers hide them. :meth:`to_dict` gives the
     JSON form (nested lists layers -> heads -> query -> key), :meth:`from_dict` reads it back.
-    In a notebook the record shows itself as the interactive attention view (``_repr_html_``).
+    In a notebook, ``attnlab.viz.render_attention_view(record)`` shows it as the interactive view; the
+    results built on it (a ``Translation`` with attention, an ``AttentionReport``) show themselves.
     """
 
     src_tokens: list[str]
@@ -190,12 +191,6 @@ class AttentionRecord:
             init_attentions=None if init is None else _as_arrays(init),
             title=data.get("title", ""),
         )
-
-    def _repr_html_(self) -> str:
-        """The interactive attention view, inline in a notebook (works offline)."""
-        from attnlab.viz.html import render_attention_view  # html draws records: imported when shown
-
-        return render_attention_view(self)
 
 
 def _as_lists(attentions: Mapping[str, LayerWeights]) -> dict[str, NestedWeights]:
