@@ -5,22 +5,23 @@ deviation. By default a run's name is its directory's, without a ``-seedN`` endi
 ``lstm-seed43`` are two seeds of ``lstm``). Written to ``out_dir``::
 
     report.md  report.html      the report; the HTML embeds every image and needs no network
-    report.json                 the table's numbers, one entry per variant (a list of values per seed)
+    report.json                 the tables' numbers, one entry per variant (a list of values per seed)
     curves-epoch.png curves-time.png
     attention/NAME-cross.png    one cross-attention map per run, all for the same test sentence
 
-The table gives per variant: its config difference from the baseline (dotted keys), parameters
-(encoder side / decoder side / total), seconds per epoch, target tokens per second, peak memory,
-the best validation loss and perplexity, validation and test BLEU and chrF (the runs' own
-``evaluate`` results, best checkpoint, their ``decode.beam``), and the p-value of a paired
-bootstrap test of its test translations against the baseline's (:mod:`.significance`).
+The tables give per variant (:mod:`.tables`): its config difference from the baseline (dotted keys),
+parameters (encoder side / decoder side / total), seconds per epoch, target tokens per second, peak
+memory, epochs trained and the best epoch; validation and test BLEU and chrF against every reference
+(and single-reference), from the runs' own ``evaluate`` results (best checkpoint, their
+``decode.beam``); and paired bootstrap p-values of its test translations against the baseline's
+(:mod:`attnlab.evaluation.significance`). For runs with attention, per-head statistics of their
+cross-attention over test sentences (:mod:`.attention_summary`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,22 +32,18 @@ from attnlab.evaluation.attention import attention_report
 from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences, spread_rows
 from attnlab.evaluation.significance import DEFAULT_SAMPLES, PairedResult, paired_bootstrap
+from attnlab.experiments.attention_summary import cross_attention_summary
 from attnlab.experiments.run_results import RunResults, flat_config, load_run_results, timed_metrics
-from attnlab.models.summary import format_count
+from attnlab.experiments.tables import SIGNIFICANCE, attention_table, scores_table, size_table, variant_row
 from attnlab.rundir import RunError
 from attnlab.viz import plot_curves, save_figure
 from attnlab.viz.report import Block, Image, Preformatted, Section, Table, write_report
 
-__all__ = ["compare_runs", "group_name", "config_differences"]
+__all__ = ["compare_runs", "group_name"]
 
 Groups = dict[str, list[RunResults]]
 Texts = dict[Path, tuple[list[str], list[str]]]
 CURVE_METRICS = ("train/epoch_loss", "val/loss", "val/ppl", "val/bleu")
-_HEADER = ["variant", "runs", "differs from baseline", "params enc / dec / total", "s / epoch", "tokens/s",
-           "peak MB", "best val loss", "best val ppl", "val BLEU", "val chrF", "test BLEU", "test chrF", "p BLEU",
-           "p chrF"]
-
-
 def group_name(run_dir: str | Path) -> str:
     """The variant a run directory belongs to: its name without a ``-seedN`` ending."""
     return re.sub(r"-seed\d+$", "", Path(run_dir).name)
@@ -60,6 +57,7 @@ def compare_runs(
     title: str | None = None,
     sentences: int = 5,
     n_samples: int = DEFAULT_SAMPLES,
+    attention_sentences: int = 100,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
     """Compare finished runs (evaluating val and test where not yet done) and write the report.
@@ -78,10 +76,11 @@ def compare_runs(
     texts = _test_texts([run for runs in groups.values() for run in runs])
     tests = {name: _significance(runs, groups[baseline], texts, n_samples)
              for name, runs in groups.items() if name != baseline}
-    rows = [_row(name, runs, groups[baseline], tests.get(name)) for name, runs in groups.items()]
+    rows = [variant_row(name, runs, groups[baseline], tests.get(name)) for name, runs in groups.items()]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sections = [_results_section(rows, groups, baseline, tests, n_samples),
+    attention = _attention_statistics_section(groups, texts, attention_sentences)
+    sections = [_results_section(rows, groups, baseline, tests, n_samples), *([attention] if attention else []),
                 _curves_section(groups, out), *_sentence_sections(groups, baseline, texts, sentences, out)]
     title = title or f"Comparison of {len(groups)} variant{'s' * (len(groups) > 1)}"
     markdown, page = write_report(title, sections, out)
@@ -145,98 +144,58 @@ def _significance(runs: list[RunResults], baseline: list[RunResults], texts: Tex
     return results
 
 
-def config_differences(run: RunResults, baseline: RunResults) -> list[str]:
-    """``key=value`` for every config key where ``run`` differs from ``baseline``."""
-    base = flat_config(baseline.config)
-    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-            for key, value in flat_config(run.config).items() if base[key] != value]
-
-
-def _row(name: str, runs: list[RunResults], baseline: list[RunResults],
-         tests: list[dict[str, PairedResult] | None] | None) -> dict[str, Any]:
-    """The numbers of one variant; every measured value is a list with one entry per run."""
-    parameters = runs[0].summary.get("parameters", {})
-
-    def values(get: Callable[[RunResults], float | None]) -> list[float | None]:
-        return [get(run) for run in runs]
-
-    return {
-        "variant": name,
-        "runs": [str(run.root) for run in runs],
-        "baseline": runs is baseline,
-        "differences": [] if runs is baseline else config_differences(runs[0], baseline[0]),
-        "parameters": {side: parameters.get(key) for side, key in
-                       (("encoder", "encoder_side"), ("decoder", "decoder_side"), ("total", "total"))},
-        "seconds_per_epoch": values(lambda r: r.seconds_per_epoch),
-        "tokens_per_sec": values(lambda r: r.summary.get("tokens_per_sec")),
-        "peak_memory_mb": values(lambda r: r.summary.get("peak_memory_mb")),
-        "best_val_loss": values(lambda r: r.best("val/loss")),
-        "best_val_ppl": values(lambda r: r.best("val/ppl")),
-        "val_bleu": values(lambda r: r.val["bleu"]), "val_chrf": values(lambda r: r.val["chrf"]),
-        "test_bleu": values(lambda r: r.test["bleu"]), "test_chrf": values(lambda r: r.test["chrf"]),
-        "p_bleu": [t["bleu"].p_value if t else None for t in tests] if tests is not None else [],
-        "p_chrf": [t["chrf"].p_value if t else None for t in tests] if tests is not None else [],
-        "signatures": {"bleu": sorted({r.test["bleu_signature"] for r in runs}),
-                       "chrf": sorted({r.test["chrf_signature"] for r in runs})},
-    }
-
-
-def _number_cell(values: list[float | None], digits: int) -> str:
-    """One value, or mean ± sample standard deviation over seeds; '–' when nothing was measured."""
-    present = [float(v) for v in values if v is not None]
-    if not present:
-        return "–"
-    if len(present) == 1:
-        return f"{present[0]:,.{digits}f}"
-    return f"{statistics.mean(present):,.{digits}f} ± {statistics.stdev(present):,.{digits}f}"
-
-
-def _p_cell(row: dict[str, Any], key: str) -> str:
-    if row["baseline"]:
-        return "—"
-    return " / ".join("n/a" if p is None else f"{p:.4f}{'*' if p < 0.05 else ''}" for p in row[key]) or "–"
-
-
-def _table_row(row: dict[str, Any]) -> list[str]:
-    p = row["parameters"]
-    params = " / ".join(format_count(p[k]) if p[k] is not None else "?" for k in ("encoder", "decoder", "total"))
-    differences = "(baseline)" if row["baseline"] else ", ".join(row["differences"]) or "(same config)"
-    cells = [row["variant"], str(len(row["runs"])), differences, params,
-             _number_cell(row["seconds_per_epoch"], 1), _number_cell(row["tokens_per_sec"], 0),
-             _number_cell(row["peak_memory_mb"], 0), _number_cell(row["best_val_loss"], 3),
-             _number_cell(row["best_val_ppl"], 2)]
-    cells += [_number_cell(row[k], 2) for k in ("val_bleu", "val_chrf", "test_bleu", "test_chrf")]
-    return cells + [_p_cell(row, "p_bleu"), _p_cell(row, "p_chrf")]
-
-
 def _results_section(rows: list[dict[str, Any]], groups: Groups, baseline: str,
                      tests: dict[str, list[dict[str, PairedResult] | None]], n_samples: int) -> Section:
     seeds = max(len(runs) for runs in groups.values())
     first = groups[baseline][0].config
     notes = (f"Baseline: {baseline}. Validation and test scores are sacreBLEU on each run's own translations "
-             f"(best checkpoint, beam {first.decode.beam} for the baseline). p: paired bootstrap resampling of the "
-             f"test set against the baseline's translations ({n_samples} resamples); * marks p < 0.05. "
-             "Parameters: encoder side / decoder side / total; s / epoch and tokens/s are training wall time.")
+             f"(best checkpoint, beam {first.decode.beam} for the baseline), against every reference of each source "
+             "sentence; '1-ref' columns score every (source, reference) pair on its own. p: paired bootstrap "
+             f"resampling of the test sources against the baseline's translations ({n_samples} resamples), one "
+             "p-value per seed pair (seed k against the baseline's seed k); * marks a difference where every seed "
+             f"pair gives p < {SIGNIFICANCE}. Parameters: encoder side / decoder side / total; s / epoch, tokens/s and "
+             "train time are training wall time; epochs: trained (best).")
     if seeds > 1:
-        notes += " Several seeds: mean ± sample standard deviation, and one p-value per seed pair."
+        notes += f" {seeds} seeds per variant: mean ± sample standard deviation."
     signatures = sorted({f"{metric}: {s}" for row in rows for metric, sigs in row["signatures"].items() for s in sigs})
     bootstrap = {r[m].signature for results in tests.values() for r in results if r for m in ("bleu", "chrf")}
     lines = signatures + [f"paired bootstrap: {s}" for s in sorted(bootstrap)]
-    table = Table(_HEADER, [_table_row(row) for row in rows])
-    return Section("Results", [notes, table, "sacreBLEU signatures:", Preformatted("\n".join(lines))])
+    return Section("Results", [notes, size_table(rows), scores_table(rows), "sacreBLEU signatures:",
+                               Preformatted("\n".join(lines))])
+
+
+def _attention_statistics_section(groups: Groups, texts: Texts, sentences: int) -> Section | None:
+    summaries = {}
+    for name, runs in groups.items():
+        per_run = [cross_attention_summary(run.root, *texts[run.root], sentences=sentences) for run in runs]
+        if any(per_run):
+            summaries[name] = per_run
+    table = attention_table(summaries)
+    if table is None:
+        return None
+    count = max((r["sentences"] for runs in summaries.values() for rows in runs for r in rows), default=0)
+    notes = (f"Cross-attention of each head, averaged over {count} test sentences forced on their reference (mean ± "
+             "sd over seeds). Entropy in nats (0: one-hot rows); diagonal share: weight within one position of the "
+             "monotone alignment; argmax on diagonal: rows whose largest weight is there; first-token share: "
+             "weight on the first source token; one-position share: rows whose largest weight is on the "
+             "sentence's most attended position (near 1 when a head has collapsed onto one position).")
+    return Section("Attention statistics", [notes, table])
 
 
 def _curves_section(groups: Groups, out: Path) -> Section:
     rows = {run.name: timed_metrics(run) for runs in groups.values() for run in runs}
+    variants = {name: [run.name for run in runs] for name, runs in groups.items()}
     blocks: list[Block] = []
     for x, what in (("epoch", "epoch"), ("time", "training wall-clock time")):
         try:
-            figure = plot_curves(rows, CURVE_METRICS, x=x)
+            figure = plot_curves(rows, CURVE_METRICS, x=x, groups=variants)
         except ValueError as err:  # e.g. no perf.csv, so no time axis
             blocks.append(f"No curves against {what}: {err}.")
             continue
         [path] = save_figure(figure, out / f"curves-{x}", ["png"], dpi=100)
-        blocks.append(Image(path, f"Training loss, validation loss, perplexity and BLEU against {what}."))
+        seeds = " (mean over seeds, the band from the lowest to the highest seed)" if any(
+            len(names) > 1 for names in variants.values()) else ""
+        blocks.append(Image(path, f"Training loss, validation loss, perplexity and BLEU against {what}{seeds}."))
     return Section("Training curves", blocks)
 
 
