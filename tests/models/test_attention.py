@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from attnlab.models.attention import ATTENTION_KINDS, build_attention, masked_softmax
+from attnlab.models.attention import build_attention, masked_softmax
+from attnlab.models.options import ATTENTION_KINDS
 
 KINDS = [k for k in ATTENTION_KINDS if k != "none"]
 B, T, S, D = 3, 4, 6, 8

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab.models.bridges import BRIDGES, LAYER_MISMATCH, Bridge, decoder_hidden_size, map_layers
+from attnlab.models.bridges import Bridge, map_layers
+from attnlab.models.options import BRIDGES, LAYER_MISMATCH, decoder_hidden_size
 from attnlab.models.rnn_encoder import RNNEncoder, reverse_padded
 
 E, H = 5, 6

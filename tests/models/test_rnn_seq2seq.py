@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from attnlab.config import ModelConfig
-from attnlab.models.attention import ATTENTION_KINDS
 from attnlab.models.build import build_model
+from attnlab.models.options import ATTENTION_KINDS, BRIDGES
 from attnlab.models.rnn_encoder import reverse_padded
 from attnlab.models.rnn_seq2seq import RNNSeq2Seq
 from attnlab.models.summary import format_summary, model_summary
@@ -358,3 +358,17 @@ def test_build_model_dispatches_on_arch() -> None:
     transformer = build_model(ModelConfig(arch="transformer", d_model=16, heads=2, ffn_dim=32), 20, 20)
     summary = model_summary(transformer)
     assert summary["total"] == count(transformer) and summary["encoder_side"] > 0
+
+
+@pytest.mark.parametrize("bridge", [b for b in BRIDGES if b != "none"])
+def test_every_counted_parameter_is_used_without_attention(bridge: str) -> None:
+    """A bidirectional encoder without attention has no memory to project: no Bridge.memory_proj is built,
+    so the summary counts only parameters that train (and DDP needs no find_unused_parameters)."""
+    dec_layers = 2 if bridge == "stack" else 1
+    net = model(attention="none", bidirectional=True, bridge=bridge, dec_layers=dec_layers).train()
+    assert net.bridge.memory_proj is None
+    out = net(make_batch())
+    out.logits.sum().backward()
+    unused = [name for name, p in net.named_parameters() if p.grad is None]
+    assert not unused, unused
+    assert model_summary(net)["total"] == sum(p.numel() for p in net.parameters())

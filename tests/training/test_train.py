@@ -168,3 +168,23 @@ def test_ctrl_c_leaves_a_resumable_run(tiny_tsv: Path, tmp_path: Path) -> None:
     assert f"attnlab train --resume {run_dir}" in stderr and "Traceback" not in stderr
     _, summary = resume(run_dir)
     assert summary["epochs"] == 30 and not summary["interrupted"]
+
+
+def test_early_stopping_stops_at_the_right_epoch(tiny_tsv: Path, tmp_path: Path, monkeypatch) -> None:
+    """Validation BLEU scripted as 10, 20, 15, 25, 24, 23, 30: with patience 2 training stops after epoch 5,
+    the two epochs after the last improvement (epoch 3), which best.ckpt holds."""
+    from attnlab.checkpoints import load_checkpoint
+    from attnlab.evaluation.references import GroupedReferences
+
+    script = iter([10.0, 20.0, 15.0, 25.0, 24.0, 23.0, 30.0, 31.0])
+
+    def scripted(self, hypotheses):
+        bleu = next(script)
+        return {"bleu": bleu, "chrf": bleu, "bleu_1ref": bleu, "chrf_1ref": bleu}
+
+    monkeypatch.setattr(GroupedReferences, "score", scripted)
+    cfg = load_config(None, tiny_overrides(tiny_tsv, epochs=8) + ["train.monitor=val/bleu", "train.patience=2"])
+    run, summary = train(cfg, tmp_path / "run")
+    assert summary["epochs"] == 6 and summary["stopped_early"]  # epochs 0 .. 5
+    assert summary["best"]["epoch"] == 3 and summary["best"]["val/bleu"] == 25.0
+    assert load_checkpoint(run.best)["epoch"] == 3 and load_checkpoint(run.last)["epoch"] == 5

@@ -85,7 +85,7 @@ class RunCheckpoints(Checkpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """A run that ends between validations (``max_steps``, ``max_time``) keeps its final weights."""
         if trainer.global_step != self._saved_step:
-            trainer.save_checkpoint(self.run.last)
+            trainer.save_checkpoint(self.run.last, weights_only=False)  # the full state: a resume continues from it
             self._saved_step = trainer.global_step
 
     def _save(self, trainer: L.Trainer) -> None:
@@ -97,7 +97,7 @@ class RunCheckpoints(Checkpoint):
         improved = self._improves(float(value))
         if improved:
             self.best_score, self.best_epoch, self.best_step = float(value), trainer.current_epoch, trainer.global_step
-        trainer.save_checkpoint(self.run.last)
+        trainer.save_checkpoint(self.run.last, weights_only=False)  # the full state: a resume continues from it
         if improved and trainer.is_global_zero:
             with open(self.run.last, "rb") as source:
                 atomic_write(self.run.best, lambda target: shutil.copyfileobj(source, target))
