@@ -43,7 +43,7 @@ def normalize_tutorial(text: str) -> str:
 
 
 def normalize_none(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()
+    return " ".join(text.split())  # runs of white space folded, ends stripped
 
 
 NORMALIZERS: dict[str, Callable[[str], str]] = {"tutorial": normalize_tutorial, "none": normalize_none}

@@ -26,7 +26,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, replace
-from itertools import islice
+from itertools import compress, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,15 +69,11 @@ def split_of(source: str, seed: int, val_ratio: float, test_ratio: float) -> str
     return "val" if u < test_ratio + val_ratio else "train"
 
 
-def _hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
-
-
 # ---------------------------------------------------------------------------------------- stage 1
-def _clean_chunk(args: tuple[DataConfig, str | None, list[TextPair]]) -> tuple[list[tuple[str, str, str]], list[int]]:
+def _clean_chunk(pairs: list[TextPair]) -> tuple[list[tuple[str, str, str]], list[int]]:
     """Normalise and filter one chunk. Returns kept ``(split, src, tgt)`` and the removed counts
     ``[prefix, empty, length]``. ``fixed_split`` is the split of every pair (Multi30k) or None (by hash)."""
-    cfg, fixed_split, pairs = args
+    cfg, fixed_split = _SHARED
     normalize = get_normalizer(cfg.normalize)
     english = 0 if cfg.src_lang == "en" else 1
     kept, removed = [], [0, 0, 0]
@@ -93,7 +89,8 @@ def _clean_chunk(args: tuple[DataConfig, str | None, list[TextPair]]) -> tuple[l
         if not src or not tgt:
             removed[1] += 1
             continue
-        if cfg.max_len is not None and max(len(src.split()), len(tgt.split())) > cfg.max_len:
+        # normalised text is single-spaced: a sentence of n words has n - 1 spaces
+        if cfg.max_len is not None and (src.count(" ") >= cfg.max_len or tgt.count(" ") >= cfg.max_len):
             removed[2] += 1
             continue
         split = fixed_split or split_of(src, cfg.split_seed, cfg.val_ratio, cfg.test_ratio)
@@ -113,9 +110,10 @@ class _TextStage:
         lines: dict[str, list[str]] = {s: [] for s in self.files}
         for split, src, tgt in kept:
             lines[split].append(f"{src}\t{tgt}\n")
-            self.pair_hashes[split].append(_hash64(f"{src}\t{tgt}"))
-            self.source_hashes[split].append(_hash64(src))
         for split, text in lines.items():
+            # Python's string hash: salted per process, but this process computes every one of them
+            self.pair_hashes[split].extend(map(hash, text))
+            self.source_hashes[split].extend(hash(line.split("\t", 1)[0]) for line in text)
             self.files[split].write("".join(text))
 
     def close(self) -> None:
@@ -137,8 +135,7 @@ def _stage_text(cfg: DataConfig, folder: Path, report: DataReport, workers: int)
         for split, pairs, counts in _sources(cfg):
             # Multi30k's evaluation sets stay whole: filtering them would change the benchmark.
             split_cfg = cfg if split in (None, "train") else replace(cfg, max_len=None, prefixes=False)
-            work = ((split_cfg, split, chunk) for chunk in _chunks(pairs))
-            for kept, removed in _parallel_map(_clean_chunk, work, workers):
+            for kept, removed in _parallel_map(_clean_chunk, _chunks(pairs), workers, (split_cfg, split)):
                 stage.add(kept)
                 report.removed_prefix += removed[0]
                 report.empty_skipped += removed[1]
@@ -186,10 +183,9 @@ def _stage_dedup(cfg: DataConfig, folder: Path, stage: _TextStage, report: DataR
         report.split_pairs[split] = int(keep.sum())
         report.split_sources[split] = int(np.unique(sources[keep]).size)
         partial = folder / f"{split}.partial"
-        with open(folder / f"{split}.txt", "w", encoding="utf-8", newline="\n") as out:
-            for line, kept in zip(read_text_lines(partial), keep.tolist(), strict=True):
-                if kept:
-                    out.write(line + "\n")
+        with open(partial, encoding="utf-8", newline="\n") as lines, \
+                open(folder / f"{split}.txt", "w", encoding="utf-8", newline="\n") as out:
+            out.writelines(compress(lines, keep.tolist()))
         partial.unlink()
     if not report.split_pairs["train"]:
         raise DataError(_nothing_left(report))
@@ -255,9 +251,9 @@ def _make_tokenizers(cfg: DataConfig, train_txt: Path, pairs: int) -> tuple[Toke
     return train((0,)), train((1,))
 
 
-def _count_chunk(args: tuple[Tokenizer, list[str]]) -> Counter:
-    tokenizer, sentences = args
-    return Counter(token for sentence in sentences for token in tokenizer.encode(sentence))
+def _count_chunk(sentences: list[str]) -> Counter:
+    (tokenizer,) = _SHARED
+    return Counter(tokenizer.encode_batch(sentences)[0])
 
 
 def _make_vocab(cfg: DataConfig, tokenizer: Tokenizer, train_txt: Path, sides: tuple[int, ...],
@@ -266,27 +262,26 @@ def _make_vocab(cfg: DataConfig, tokenizer: Tokenizer, train_txt: Path, sides: t
         return Vocabulary(tokenizer.pieces)
     counts: Counter = Counter()
     for side in sides:
-        work = ((tokenizer, chunk) for chunk in _chunks(_text_side(train_txt, side)))
-        for chunk_counts in _parallel_map(_count_chunk, work, workers):
+        for chunk_counts in _parallel_map(_count_chunk, _chunks(_text_side(train_txt, side)), workers, (tokenizer,)):
             counts.update(chunk_counts)
     return Vocabulary.from_counts(counts, min_freq=cfg.min_freq, max_size=cfg.max_size)
 
 
 # ---------------------------------------------------------------------------------------- stage 4
-def _encode_chunk(args: tuple[Tokenizer, Tokenizer, Vocabulary, Vocabulary, list[str]]) -> tuple[list, list]:
-    src_tok, tgt_tok, src_vocab, tgt_vocab, lines = args
-    src, tgt = [], []
-    for line in lines:
-        s, t = line.split("\t", 1)
-        src.append(src_vocab.encode(src_tok.encode(s)))
-        tgt.append(tgt_vocab.encode(tgt_tok.encode(t)))
-    return src, tgt
+def _encode_chunk(lines: list[str]) -> tuple[tuple, tuple]:
+    """A chunk of ``source<TAB>target`` lines as, per side, every id end to end and each sentence's length."""
+    src_tok, tgt_tok, src_vocab, tgt_vocab = _SHARED
+    pairs = [line.split("\t", 1) for line in lines]
+    sides = []
+    for side, (tokenizer, vocab) in enumerate(((src_tok, src_vocab), (tgt_tok, tgt_vocab))):
+        tokens, lengths = tokenizer.encode_batch([pair[side] for pair in pairs])
+        sides.append((vocab.encode_flat(tokens), np.asarray(lengths, dtype=np.int64)))
+    return sides[0], sides[1]
 
 
 def _stage_encode(folder: Path, split: str, tools: tuple, workers: int) -> dict[str, int]:
     writer = SplitWriter(folder, split)
-    work = ((*tools, chunk) for chunk in _chunks(read_text_lines(folder / f"{split}.txt")))
-    for src, tgt in _parallel_map(_encode_chunk, work, workers):
+    for src, tgt in _parallel_map(_encode_chunk, _chunks(read_text_lines(folder / f"{split}.txt")), workers, tools):
         writer.add(src, tgt)
     return writer.close()
 
@@ -296,14 +291,26 @@ def _workers(workers: int | None) -> int:
     return max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
 
 
-def _parallel_map(function: Callable[[Any], Any], work: Iterator[Any], workers: int) -> Iterator[Any]:
-    """``map(function, work)`` in order; in a pool of ``workers`` processes once the work exceeds a few chunks."""
+_SHARED: Any = None  # what every chunk of a stage needs (config, tokenizers, vocabularies), set once per process
+
+
+def _share(value: Any) -> None:
+    global _SHARED
+    _SHARED = value
+
+
+def _parallel_map(function: Callable[[Any], Any], work: Iterator[Any], workers: int, shared: Any) -> Iterator[Any]:
+    """``map(function, work)`` in order, ``shared`` set for it; in a pool of ``workers`` processes (each given
+    ``shared`` once, not with every chunk) once the work exceeds a few chunks."""
     head = list(islice(work, _PARALLEL_FROM // CHUNK + 1))
     if workers == 1 or len(head) <= _PARALLEL_FROM // CHUNK:
+        _share(shared)
         yield from map(function, head)
         yield from map(function, work)
         return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    # fork: the workers run plain Python on strings, and a user's script needs no __main__ guard
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with context.Pool(workers, initializer=_share, initargs=(shared,)) as pool:
         yield from pool.imap(function, (item for source in (head, work) for item in source))
 
 

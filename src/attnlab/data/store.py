@@ -126,16 +126,14 @@ class SplitWriter:
             off.write(np.zeros(1, dtype=OFFSETS).tobytes())
             self._files.append((ids, off))
 
-    def add(self, src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> None:
-        """Append a chunk: one id list per sentence and side."""
-        for side, sentences in enumerate((src, tgt)):
-            lengths = np.fromiter((len(s) for s in sentences), dtype=OFFSETS, count=len(sentences))
-            flat = np.fromiter((t for s in sentences for t in s), dtype=IDS, count=int(lengths.sum()))
+    def add(self, src: tuple[np.ndarray, np.ndarray], tgt: tuple[np.ndarray, np.ndarray]) -> None:
+        """Append a chunk: per side, every id end to end and each sentence's length."""
+        for side, (flat, lengths) in enumerate((src, tgt)):
             ids, off = self._files[side]
-            ids.write(flat.tobytes())
-            off.write((self._ends[side] + np.cumsum(lengths)).astype(OFFSETS).tobytes())
-            self._ends[side] += int(lengths.sum())
-        self.pairs += len(src)
+            ids.write(np.asarray(flat, dtype=IDS).tobytes())
+            off.write((self._ends[side] + np.cumsum(lengths, dtype=OFFSETS)).tobytes())
+            self._ends[side] += int(np.sum(lengths))
+        self.pairs += len(src[1])
 
     def close(self) -> dict[str, int]:
         """Close the files; returns the split's counts for the index."""

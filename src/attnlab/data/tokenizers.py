@@ -23,6 +23,10 @@ class WordTokenizer:
     def encode(self, text: str) -> list[str]:
         return text.split()
 
+    def encode_batch(self, texts: list[str]) -> tuple[list[str], list[int]]:
+        """Every token of ``texts`` end to end, and each text's token count."""
+        return " ".join(texts).split(), [len(t.split()) for t in texts]
+
     def decode(self, tokens: Iterable[str]) -> str:
         return " ".join(tokens)
 
@@ -54,6 +58,11 @@ class SentencePieceTokenizer:
 
     def encode(self, text: str) -> list[str]:
         return self.processor.encode(text, out_type=str)
+
+    def encode_batch(self, texts: list[str]) -> tuple[list[str], list[int]]:
+        """Every piece of ``texts`` end to end, and each text's piece count (one call into SentencePiece)."""
+        pieces = self.processor.encode(texts, out_type=str)
+        return [p for sentence in pieces for p in sentence], [len(sentence) for sentence in pieces]
 
     def decode(self, tokens: Iterable[str]) -> str:
         return self.processor.decode_pieces(list(tokens))

@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from attnlab.data.errors import DataError
 
 __all__ = ["Vocabulary", "PAD", "UNK", "BOS", "EOS", "SPECIALS", "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID"]
@@ -16,12 +18,20 @@ SPECIALS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
 
 
+class _Ids(dict):
+    """``stoi`` that answers ``<unk>`` for an unknown token (without storing it)."""
+
+    def __missing__(self, token: str) -> int:
+        return UNK_ID
+
+
 class Vocabulary:
     """Ordered token list; ``<pad>``=0, ``<unk>``=1, ``<bos>``=2, ``<eos>``=3, then by frequency."""
 
     def __init__(self, tokens: Sequence[str]):
         self.itos = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
         self.stoi = {token: index for index, token in enumerate(self.itos)}
+        self._lookup = _Ids(self.stoi)
         if len(self.stoi) != len(self.itos):
             raise ValueError("vocabulary tokens must be unique")
 
@@ -44,6 +54,11 @@ class Vocabulary:
 
     def __contains__(self, token: str) -> bool:
         return token in self.stoi
+
+    def encode_flat(self, tokens: list[str]) -> np.ndarray:
+        """Tokens to an int32 array of ids (unknown tokens to ``<unk>``), looked up in C rather than per token."""
+        ids = np.fromiter(map(self._lookup.__getitem__, tokens), dtype=np.int32, count=len(tokens))
+        return ids
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         """Tokens to ids; unknown tokens map to ``<unk>``."""
