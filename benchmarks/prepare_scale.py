@@ -40,7 +40,8 @@ from attnlab.config import load_config
 from attnlab.data.cache import cached_prepare
 stages, started = [], time.perf_counter()
 def rss():
-    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    usage = resource.getrusage
+    return max(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 def progress(stage):
     stages.append((stage, time.perf_counter() - started, rss()))
 cfg = load_config(None, sys.argv[2:])
@@ -111,11 +112,9 @@ def train_peak(cache: Path, src: Path, tgt: Path, steps: int, folder: Path) -> f
 
 
 def report(label: str, pairs: int, stages: list) -> None:
-    previous = 0.0
-    parts = []
-    for stage, seconds, rss in stages:
-        parts.append(f"{stage} {seconds - previous:6.1f} s / {rss:7,.0f} MB")
-        previous = seconds
+    """``stages``: (name, seconds since the start, peak RSS so far) as each stage starts, then ("done", ...)."""
+    parts = [f"{name} {end - start:6.1f} s / peak {rss:7,.0f} MB"
+             for (name, start, _), (_, end, rss) in zip(stages, stages[1:], strict=False)]
     total = stages[-1][1]
     print(f"{label:<8} {pairs:>10,} pairs  total {total:6.1f} s ({total / pairs * 1e6:5.1f} s per million)  "
           f"peak {max(r for _, _, r in stages):7,.0f} MB   | " + " | ".join(parts), flush=True)
