@@ -42,5 +42,5 @@ def test_evaluate_reproduces_validation_bleu(tmp_path: Path, tatoeba_tsv_of) -> 
     result = subprocess.run([sys.executable, "-m", "attnlab", "evaluate", str(run.root), "--split", "test",
                              "--beam", "3"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "lower-cased, tokenised" in result.stdout
+    assert "lower-cased 13a" in result.stdout and "Moses-tokenised" in result.stdout
     assert len(list((run.root / "eval").glob("test-beam3-*/hyps.txt"))) == 1

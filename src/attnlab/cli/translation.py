@@ -162,8 +162,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"checkpoint, {scores['backend']} backend")
     print(f"BLEU  {scores['bleu']:6.2f}   {scores['bleu_signature']}")
     print(f"chrF  {scores['chrf']:6.2f}   {scores['chrf_signature']}")
-    print(f"BLEU  {scores['bleu_lc_tok']:6.2f}   lower-cased, tokenised (Multi30k literature convention)  "
-          f"{scores['bleu_lc_tok_signature']}")
+    print(f"BLEU  {scores['bleu_lc_tok']:6.2f}   lower-cased 13a  {scores['bleu_lc_tok_signature']}")
+    if "bleu_lc_moses" in scores:
+        print(f"BLEU  {scores['bleu_lc_moses']:6.2f}   lower-cased, Moses-tokenised (the Multi30k papers' convention)  "
+              f"{scores['bleu_lc_moses_signature']}")
     print(f"wrote {scores['output_dir']}/hyps.txt and scores.json")
     return 0
 

@@ -137,14 +137,15 @@ def evaluate_run(run_dir: str | Path, split: str | None = "test", src_file: str 
         sources, references = _file_pairs(src_file, ref_file, cfg.data.normalize)
         name, data = f"file-{Path(src_file).stem}", {"src_sha256": file_digest(src_file),
                                                         "ref_sha256": file_digest(ref_file)}
-        grouped = GroupedReferences.from_pairs(list(zip(sources, references, strict=True)), by_source=False)
+        grouped = GroupedReferences.from_pairs(list(zip(sources, references, strict=True)), by_source=False,
+                                               lang=cfg.data.tgt_lang)
     else:
         sources, references = split_texts(cfg, split, translator.run)
         if not sources:
             raise DataError(f"the {split} split of this run is empty; nothing to evaluate")
         name, data = split, {"split": split, "corpus": cfg.data.corpus}
         pairs = list(zip(sources, references, strict=True))
-        grouped = GroupedReferences.from_pairs(pairs, by_source=cfg.data.corpus != "multi30k")
+        grouped = GroupedReferences.from_pairs(pairs, by_source=cfg.data.corpus != "multi30k", lang=cfg.data.tgt_lang)
     unique = [sources[i] for i in grouped.first_pairs]
     translations = [t.text for t in translator.translate(unique, beam=beam, batch_size=batch_size)]
     hypotheses = [translations[g] for g in grouped.group_of]

@@ -45,10 +45,11 @@ class GroupedReferences:
     references: list[list[str]]
     group_of: list[int]
     pair_references: list[str]
+    lang: str | None = None  # the references' language: adds the Multi30k papers' BLEU (see .scores)
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[str, str]], by_source: bool = True,
-                   limit: int | None = None) -> GroupedReferences:
+                   limit: int | None = None, lang: str | None = None) -> GroupedReferences:
         """Group ``(source, reference)`` pairs; with ``limit``, only the first ``limit`` groups are scored."""
         index: dict[str, int] = {}
         sources: list[str] = []
@@ -64,7 +65,7 @@ class GroupedReferences:
             if group >= 0:
                 references[group].append(reference)
             group_of.append(group)
-        return cls(sources, references, group_of, [reference for _, reference in pairs])
+        return cls(sources, references, group_of, [reference for _, reference in pairs], lang)
 
     @property
     def first_pairs(self) -> list[int]:
@@ -79,7 +80,7 @@ class GroupedReferences:
         """BLEU and chrF of one hypothesis per group: multi-reference, and ``*_1ref`` per scored pair."""
         if len(hypotheses) != len(self.sources):
             raise ValueError(f"{len(hypotheses)} hypotheses for {len(self.sources)} source sentences")
-        multi = score_corpus(hypotheses, self.references)
+        multi = score_corpus(hypotheses, self.references, self.lang)
         scored = [(g, ref) for g, ref in zip(self.group_of, self.pair_references, strict=True) if g >= 0]
         single = score_corpus([hypotheses[g] for g, _ in scored], [ref for _, ref in scored])
         ones = {f"{key}_1ref": single[key] for key in ("bleu", "bleu_signature", "chrf", "chrf_signature")}

@@ -51,11 +51,10 @@ __all__ = [
     "ConcatAttention",
     "AdditiveAttention",
     "QKVAttention",
-    "MultiHeadAttention",
+    "MultiHeadQKVAttention",
     "masked_softmax",
     "build_attention",
 ]
-
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -221,8 +220,10 @@ class QKVAttention(Attention):
         return query @ keys.transpose(2, 3) / math.sqrt(self.head_dim)  # (B, h, T, S)
 
 
-class MultiHeadAttention(QKVAttention):
-    """Multi-head attention (Vaswani et al. 2017): :class:`QKVAttention` in heads + output projection."""
+class MultiHeadQKVAttention(QKVAttention):
+    """Multi-head attention (Vaswani et al. 2017) for the RNN decoder: :class:`QKVAttention` in heads + output
+    projection, with this family's boolean source mask. The Transformer's own is
+    :class:`attnlab.models.transformer_layers.TransformerMultiHeadAttention` (additive masks, key/value cache)."""
 
     def __init__(self, query_dim: int, key_dim: int, heads: int) -> None:
         super().__init__(query_dim, key_dim, heads)
@@ -255,4 +256,4 @@ def build_attention(kind: str, query_dim: int, key_dim: int, heads: int = 1) -> 
         return AdditiveAttention(query_dim, key_dim)
     if kind == "qkv":
         return QKVAttention(query_dim, key_dim)
-    return MultiHeadAttention(query_dim, key_dim, heads)
+    return MultiHeadQKVAttention(query_dim, key_dim, heads)

@@ -15,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from attnlab.models.dropout import MaskDropout
+
 __all__ = ["sinusoidal_table", "TransformerEmbedding"]
 
 
@@ -67,7 +69,7 @@ class TransformerEmbedding(nn.Module):
             self.positions = nn.Embedding(max_positions, d_model)
         else:
             raise ValueError(f"positional encoding {positional!r} is unknown; use 'sinusoidal' or 'learned'")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = MaskDropout(dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

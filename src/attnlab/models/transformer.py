@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor, nn
 
 from attnlab.models.embeddings import TransformerEmbedding
@@ -20,6 +21,7 @@ from attnlab.models.outputs import Seq2SeqOutput, StepOutput
 from attnlab.models.transformer_layers import (
     Decoder,
     DecoderLayer,
+    DecoderOutput,
     Encoder,
     EncoderLayer,
     KeyValue,
@@ -34,14 +36,20 @@ if TYPE_CHECKING:
 __all__ = ["TransformerState", "Transformer", "build_transformer", "attention", "source_mask", "target_mask"]
 
 # ------------------------------------------------------------------------------------------ model
+def _pick(kvs: tuple[KeyValue, ...], index: Tensor) -> tuple[KeyValue, ...]:
+    return tuple((k.index_select(0, index), v.index_select(0, index)) for k, v in kvs)
+
+
 @dataclass(frozen=True)
 class TransformerState:
     """What :meth:`Transformer.decode_step` needs; row ``i`` belongs to hypothesis ``i``.
 
-    ``memory`` (B, S, D) and ``src_mask`` (B, 1, 1, S) come from the encoder. ``cross_kv`` holds each
-    layer's keys and values of the memory, (B, nh, S, hs) each, computed once. ``self_kv`` holds each
-    layer's self-attention keys and values of the ``steps`` target positions consumed so far,
-    (B, nh, steps, hs) each.
+    ``memory`` (A, S, D) and ``src_mask`` (A, 1, 1, S) come from the encoder, one row per source.
+    ``cross_kv`` holds each layer's keys and values of the memory, (A, nh, S, hs) each, computed once.
+    ``self_kv`` holds each layer's self-attention keys and values of the ``steps`` target positions
+    consumed so far, (A * group, nh, steps, hs) each: hypotheses ``i * group .. (i + 1) * group - 1``
+    all continue source ``i`` and share its memory, which is never copied per hypothesis (beam search;
+    ``group`` is 1 otherwise).
     """
 
     memory: Tensor
@@ -49,19 +57,34 @@ class TransformerState:
     cross_kv: tuple[KeyValue, ...]
     self_kv: tuple[KeyValue, ...]
     steps: int = 0
+    group: int = 1
+
+    def expand(self, group: int) -> TransformerState:
+        """``group`` hypothesis rows for every row, sharing its memory (the start of a beam search)."""
+        if self.group != 1:
+            raise ValueError(f"this state already has {self.group} hypotheses per source; expand it once")
+        rows = torch.arange(self.memory.size(0), device=self.memory.device).repeat_interleave(group)
+        return replace(self, self_kv=_pick(self.self_kv, rows), group=group)
 
     def reorder(self, index: Tensor) -> TransformerState:
-        """Keep rows ``index`` (B',) of every tensor, e.g. beam search's backpointers."""
+        """Keep hypothesis rows ``index`` (B',), e.g. beam search's backpointers.
 
-        def pick(kvs: tuple[KeyValue, ...]) -> tuple[KeyValue, ...]:
-            return tuple((k.index_select(0, index), v.index_select(0, index)) for k, v in kvs)
-
+        With ``group`` > 1, each run of ``group`` entries of ``index`` must come from one source (a
+        beam's new hypotheses extend that sentence's old ones); the memory keeps one row per source.
+        """
+        sources = index
+        if self.group > 1:
+            by_group = index.view(-1, self.group) // self.group  # (A', group) source of each new row
+            sources = by_group[:, 0]
+            if not bool((by_group == sources.unsqueeze(1)).all()):
+                raise ValueError(f"reorder index {index.tolist()} mixes sources within a group of {self.group}")
         return TransformerState(
-            memory=self.memory.index_select(0, index),
-            src_mask=self.src_mask.index_select(0, index),
-            cross_kv=pick(self.cross_kv),
-            self_kv=pick(self.self_kv),
+            memory=self.memory.index_select(0, sources),
+            src_mask=self.src_mask.index_select(0, sources),
+            cross_kv=_pick(self.cross_kv, sources),
+            self_kv=_pick(self.self_kv, index),
             steps=self.steps,
+            group=self.group,
         )
 
 
@@ -96,13 +119,13 @@ class Transformer(nn.Module):
             raise ValueError(f"norm {norm!r} is unknown; use 'post' (2017 paper) or 'pre'")
         check_tying(tie_embeddings, src_vocab_size, tgt_vocab_size)
         self.padding_idx = padding_idx
-        pre_norm = norm == "pre"
-        sizes = (d_model, heads, ffn_dim, dropout, activation, pre_norm)
+        sizes = dict(d_model=d_model, heads=heads, ffn_dim=ffn_dim, dropout=dropout, activation=activation,
+                     pre_norm=norm == "pre")
         embed = dict(positional=positional, max_positions=max_positions, dropout=dropout)
         self.src_embed = TransformerEmbedding(src_vocab_size, d_model, padding_idx=padding_idx, **embed)
         self.tgt_embed = TransformerEmbedding(tgt_vocab_size, d_model, padding_idx=padding_idx, **embed)
-        self.encoder = Encoder([EncoderLayer(*sizes) for _ in range(enc_layers)], d_model)
-        self.decoder = Decoder([DecoderLayer(*sizes) for _ in range(dec_layers)], d_model)
+        self.encoder = Encoder([EncoderLayer(**sizes) for _ in range(enc_layers)], d_model)
+        self.decoder = Decoder([DecoderLayer(**sizes) for _ in range(dec_layers)], d_model)
         self.generator = nn.Linear(d_model, tgt_vocab_size)
         for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
             if p.dim() > 1:
@@ -136,17 +159,28 @@ class Transformer(nn.Module):
         ignored: a Transformer decoder always sees the gold prefix in parallel.
         """
         del teacher_forcing, teacher_forcing_mode
-        memory, src_mask, encoder_attentions = self._encode(batch.src, batch.src_lengths, return_attentions)
-        y = self.tgt_embed(batch.tgt_in)  # (B, T, D)
-        tgt_mask = target_mask(batch.tgt_in, self.padding_idx, y.dtype)
-        memory_kv = self.decoder.memory_keys_values(memory)
-        out = self.decoder(y, memory_kv, tgt_mask, src_mask, need_weights=return_attentions)
+        out, encoder_attentions = self._teacher_forced(batch, return_attentions)
         return Seq2SeqOutput(
             logits=self.generator(out.hidden),  # (B, T, V)
             encoder_attentions=encoder_attentions,
             decoder_attentions=out.self_attentions,
             cross_attentions=out.cross_attentions,
         )
+
+    def hidden_states(self, batch: Any) -> Tensor:
+        """The teacher-forced decoder output before the generator, (B, T, D).
+
+        For a loss that applies ``self.generator`` itself, chunk by chunk, rather than holding the
+        (B, T, V) logits (:mod:`attnlab.training.generator_loss`).
+        """
+        return self._teacher_forced(batch, need_weights=False)[0].hidden
+
+    def _teacher_forced(self, batch: Any, need_weights: bool) -> tuple[DecoderOutput, tuple[Tensor, ...] | None]:
+        memory, src_mask, encoder_attentions = self._encode(batch.src, batch.src_lengths, need_weights)
+        y = self.tgt_embed(batch.tgt_in)  # (B, T, D)
+        tgt_mask = target_mask(batch.tgt_in, self.padding_idx, y.dtype)
+        memory_kv = self.decoder.memory_keys_values(memory)
+        return self.decoder(y, memory_kv, tgt_mask, src_mask, need_weights=need_weights), encoder_attentions
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> TransformerState:
         """Run the encoder once for ``src`` (B, S); the state starts with empty self-attention caches."""
@@ -163,7 +197,7 @@ class Transformer(nn.Module):
         With ``return_attentions``, ``cross_attentions`` holds one (B, nh, 1, S) tensor per layer.
         """
         y = self.tgt_embed(prev_tokens.unsqueeze(1), start=state.steps)  # (B, 1, D)
-        out = self.decoder(y, state.cross_kv, None, state.src_mask, state.self_kv, return_attentions)
+        out = self.decoder(y, state.cross_kv, None, state.src_mask, state.self_kv, return_attentions, state.group)
         logits = self.generator(out.hidden[:, 0])  # (B, V)
         new_state = replace(state, self_kv=out.self_kv, steps=state.steps + 1)
         return StepOutput(logits, new_state, out.cross_attentions)

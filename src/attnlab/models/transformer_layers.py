@@ -27,12 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.models.dropout import MaskDropout, relu_dropout
+
 __all__ = [
     "KeyValue",
     "source_mask",
     "target_mask",
     "attention",
-    "MultiHeadAttention",
+    "TransformerMultiHeadAttention",
     "FeedForward",
     "Residual",
     "EncoderLayer",
@@ -83,8 +85,11 @@ def attention(
     return out, p_attn
 
 
-class MultiHeadAttention(nn.Module):
+class TransformerMultiHeadAttention(nn.Module):
     """``heads`` attentions in parallel over ``d_model / heads``-sized slices, then one output projection.
+
+    Masks are additive (see the module docstring); the RNN decoder's attention family, with boolean
+    masks, has its own multi-head module (:class:`attnlab.models.attention.MultiHeadQKVAttention`).
 
     The query, key, value and output projections are separate ``nn.Linear`` layers (torch's
     ``nn.MultiheadAttention`` stacks the first three in ``in_proj_weight``). Keys and values are
@@ -144,14 +149,17 @@ class FeedForward(nn.Module):
         super().__init__()
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation {activation!r} is unknown; use 'relu' or 'gelu'")
-        self.activation = F.relu if activation == "relu" else F.gelu
+        self.relu = activation == "relu"
         self.linear1 = nn.Linear(d_model, ffn_dim)
         self.linear2 = nn.Linear(ffn_dim, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = MaskDropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, D) -> (B, T, D), each position on its own."""
-        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+        h = self.linear1(x)  # (B, T, ffn_dim)
+        if self.relu:  # fused: the widest activation of the model is read and written once less
+            return self.linear2(relu_dropout(h, self.dropout.p, self.training))
+        return self.linear2(self.dropout(F.gelu(h)))
 
 
 class Residual(nn.Module):
@@ -170,7 +178,7 @@ class Residual(nn.Module):
         super().__init__()
         self.pre_norm = pre_norm
         self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = MaskDropout(dropout)
 
     def before(self, x: Tensor) -> Tensor:
         return self.norm(x) if self.pre_norm else x
@@ -182,11 +190,15 @@ class Residual(nn.Module):
 
 # --------------------------------------------------------------------------------------- encoder
 class EncoderLayer(nn.Module):
-    """Self-attention over the source, then the feed-forward network, each with a residual."""
+    """Self-attention over the source, then the feed-forward network, each with a residual.
 
-    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, activation: str, pre_norm: bool) -> None:
+    The arguments are keyword-only: two sizes swapped by position would build a model that runs.
+    """
+
+    def __init__(self, *, d_model: int, heads: int, ffn_dim: int, dropout: float, activation: str,
+                 pre_norm: bool) -> None:
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.self_attn = TransformerMultiHeadAttention(d_model, heads, dropout)
         self.self_attn_res = Residual(d_model, dropout, pre_norm)
         self.ffn = FeedForward(d_model, ffn_dim, dropout, activation)
         self.ffn_res = Residual(d_model, dropout, pre_norm)
@@ -226,13 +238,17 @@ class DecoderLayerOutput(NamedTuple):
 
 
 class DecoderLayer(nn.Module):
-    """Masked self-attention, attention over the encoder memory, then feed-forward; each with a residual."""
+    """Masked self-attention, attention over the encoder memory, then feed-forward; each with a residual.
 
-    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, activation: str, pre_norm: bool) -> None:
+    The arguments are keyword-only, as :class:`EncoderLayer`'s.
+    """
+
+    def __init__(self, *, d_model: int, heads: int, ffn_dim: int, dropout: float, activation: str,
+                 pre_norm: bool) -> None:
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.self_attn = TransformerMultiHeadAttention(d_model, heads, dropout)
         self.self_attn_res = Residual(d_model, dropout, pre_norm)
-        self.cross_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.cross_attn = TransformerMultiHeadAttention(d_model, heads, dropout)
         self.cross_attn_res = Residual(d_model, dropout, pre_norm)
         self.ffn = FeedForward(d_model, ffn_dim, dropout, activation)
         self.ffn_res = Residual(d_model, dropout, pre_norm)
@@ -245,12 +261,14 @@ class DecoderLayer(nn.Module):
         cross_mask: Tensor,
         past_kv: KeyValue | None = None,
         need_weights: bool = False,
+        group: int = 1,
     ) -> DecoderLayerOutput:
         """Run ``x`` (B, T, D), the positions after ``past_kv``'s, through the layer.
 
-        ``memory_kv``: this layer's cross-attention keys and values of the memory, (B, nh, S, hs) each.
+        ``memory_kv``: this layer's cross-attention keys and values of the memory, (A, nh, S, hs) each,
+        where ``B = A * group``: rows ``i * group .. (i + 1) * group - 1`` of ``x`` share source ``i``.
         ``self_mask``: (B, 1, T, past + T) or None (one new position may see everything before it).
-        ``cross_mask``: (B, 1, 1, S) source padding.
+        ``cross_mask``: (A, 1, 1, S) source padding.
         """
         h = self.self_attn_res.before(x)
         k, v = self.self_attn.keys_values(h)  # (B, nh, T, hs) each
@@ -259,10 +277,28 @@ class DecoderLayer(nn.Module):
             v = torch.cat([past_kv[1], v], dim=2)
         h, self_weights = self.self_attn.attend(h, k, v, self_mask, need_weights)
         x = self.self_attn_res.after(x, h)
-        h, cross_weights = self.cross_attn.attend(self.cross_attn_res.before(x), *memory_kv, cross_mask, need_weights)
+        h, cross_weights = self._cross_attend(self.cross_attn_res.before(x), memory_kv, cross_mask, need_weights, group)
         x = self.cross_attn_res.after(x, h)
         x = self.ffn_res.after(x, self.ffn(self.ffn_res.before(x)))
         return DecoderLayerOutput(x, (k, v), self_weights, cross_weights)
+
+    def _cross_attend(
+        self, h: Tensor, memory_kv: KeyValue, cross_mask: Tensor, need_weights: bool, group: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """Cross-attention of ``h`` (A * group, T, D) over the A sources' keys and values.
+
+        A source's ``group`` rows become ``group * T`` queries of one row: cross-attention treats every
+        query on its own, so this equals attending row by row with the memory copied ``group`` times,
+        without the copy.
+        """
+        if group == 1:
+            return self.cross_attn.attend(h, *memory_kv, cross_mask, need_weights)
+        B, T, D = h.shape
+        out, weights = self.cross_attn.attend(h.reshape(B // group, group * T, D), *memory_kv, cross_mask, need_weights)
+        if weights is not None:  # (A, nh, group * T, S) -> (A * group, nh, T, S)
+            A, nh, _, S = weights.shape
+            weights = weights.view(A, nh, group, T, S).transpose(1, 2).reshape(B, nh, T, S)
+        return out.reshape(B, T, D), weights
 
 
 class DecoderOutput(NamedTuple):
@@ -292,12 +328,13 @@ class Decoder(nn.Module):
         cross_mask: Tensor,
         past_kv: tuple[KeyValue, ...] | None = None,
         need_weights: bool = False,
+        group: int = 1,
     ) -> DecoderOutput:
         """Decode embedded targets ``x`` (B, T, D); see :meth:`DecoderLayer.forward` for the rest."""
         caches, self_attentions, cross_attentions = [], [], []
         for i, layer in enumerate(self.layers):
             past = past_kv[i] if past_kv is not None else None
-            out = layer(x, memory_kv[i], self_mask, cross_mask, past, need_weights)
+            out = layer(x, memory_kv[i], self_mask, cross_mask, past, need_weights, group)
             x = out.hidden
             caches.append(out.self_kv)
             self_attentions.append(out.self_attention)

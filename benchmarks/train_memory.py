@@ -1,0 +1,157 @@
+"""Peak memory (RSS) of training the shipped Multi30k Transformer, what holds it, and allocation churn.
+
+Every figure comes from a fresh process, since a process's peak resident set size only grows:
+
+- ``train``: ``attnlab.training.run.train`` itself on ``configs/multi30k-transformer.yaml`` for
+  ``--steps`` steps with one validation in the middle (loss, greedy decoding of the 1,014 validation
+  sentences for BLEU, checkpoints), as ``attnlab train`` runs it. Printed: peak RSS, and per training
+  step the minor page faults and kernel CPU time (memory the allocator gives back to the system and
+  takes again is faulted in and zeroed by the kernel each time);
+- ``stages``: the same work done by hand, with the resident size after each stage (imports, data,
+  model and optimiser, training steps, validation decoding), to see what holds the memory.
+
+``--compare-src DIR`` runs both in a second tree too (e.g. the previous commit, ``git archive HEAD~1
+src | tar -x -C /tmp/before``, then ``--compare-src /tmp/before/src``), side by side::
+
+    python benchmarks/train_memory.py --steps 40 --compare-src /tmp/before/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIG = "configs/multi30k-transformer.yaml"
+DEFAULT_DATA = os.environ.get("ATTNLAB_DATA", "../shared/data/multi30k")  # from the project root
+
+
+def rss_mb() -> float:
+    """The current resident set size, in MB."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def overrides(args: argparse.Namespace, steps: int) -> list[str]:
+    # validation once, after about half the steps (an epoch has about 300 batches of 4,096 tokens)
+    return [f"data.data_dir={args.data_dir}", f"train.max_steps={steps}", "train.epochs=1",
+            f"train.val_check_interval={min(1.0, steps / 2 / 300):.4f}", f"train.num_threads={args.threads}"]
+
+
+def child_train(args: argparse.Namespace) -> dict:
+    from attnlab.config import load_config
+    from attnlab.training.run import train
+
+    cfg = load_config(CONFIG, overrides(args, args.steps))
+    with tempfile.TemporaryDirectory(prefix="attnlab-memory-") as tmp, open(os.devnull, "w") as sink:
+        with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            _, summary = train(cfg, Path(tmp) / "run", data_cache=args.data_cache)
+            seconds = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_SELF)
+    steps = summary["steps"]
+    return {"peak RSS (MB)": peak_mb(), "steps": steps, "seconds per step": seconds / steps,
+            "minor page faults per step": (after.ru_minflt - before.ru_minflt) / steps,
+            "kernel CPU share": (after.ru_stime - before.ru_stime) /
+                                max((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1e-9)}
+
+
+def child_stages(args: argparse.Namespace) -> dict:
+    stages = {"python": rss_mb()}
+    import lightning  # noqa: F401
+    import torch
+
+    from attnlab.config import load_config
+    from attnlab.data.batching import collate, make_batches
+    from attnlab.data.cache import cached_prepare
+    from attnlab.decoding.greedy import greedy_decode
+    from attnlab.evaluation.references import GroupedReferences
+    from attnlab.models.build import build_model
+    from attnlab.training.optim import build_optimizer
+    from attnlab.training.system import TranslationSystem
+
+    torch.set_num_threads(args.threads)
+    stages["imports (torch, lightning, attnlab)"] = rss_mb()
+    cfg = load_config(CONFIG, overrides(args, args.steps))
+    data = cached_prepare(cfg.data, args.data_cache)
+    references = GroupedReferences.from_pairs(data.texts["val"], by_source=False, limit=cfg.train.val_bleu_sentences)
+    stages["data opened, validation text read"] = rss_mb()
+    model = build_model(cfg.model, len(data.src_vocab), len(data.tgt_vocab))
+    optimizer = build_optimizer(list(model.parameters()), cfg.train)
+    system = TranslationSystem(model, cfg.train, cfg.decode, cfg.model.d_model, lambda ids: "", references).train()
+    stages["model and optimiser built"] = rss_mb()
+    train = data.encoded["train"]
+    for group in list(make_batches(train, cfg.train.batch_tokens, None, seed=cfg.train.seed))[: args.steps // 2]:
+        loss, tokens = system._step(collate(train, group), teacher_forcing=1.0)
+        optimizer.zero_grad(set_to_none=True)
+        (loss / tokens).backward()
+        optimizer.step()
+    stages[f"after {args.steps // 2} training steps"] = rss_mb()
+    stages["peak so far (training)"] = peak_mb()
+    model.eval()
+    val = data.encoded["val"]
+    with torch.no_grad():
+        for group in make_batches(val, cfg.train.batch_tokens, None, shuffle=False):
+            batch = collate(val, group)
+            system._step(batch, teacher_forcing=1.0)
+            greedy_decode(model, batch.src, batch.src_lengths, cfg.decode.max_len_ratio, cfg.decode.max_len)
+    stages["after validation (loss, greedy decoding)"] = rss_mb()
+    stages["peak (whole process)"] = peak_mb()
+    return stages
+
+
+def run_child(mode: str, args: argparse.Namespace, src: str | None) -> dict:
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    command = [sys.executable, __file__, "--child", mode, "--steps", str(args.steps), "--threads", str(args.threads),
+               "--data-dir", args.data_dir, "--data-cache", args.data_cache]
+    out = subprocess.run(command, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"the {mode} child ({src or 'this tree'}) failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def print_columns(title: str, columns: dict[str, dict]) -> None:
+    names = list(columns)
+    print(f"\n{title}")
+    print(f"  {'':<42}" + "".join(f"{name:>16}" for name in names))
+    for key in columns[names[0]]:
+        print(f"  {key:<42}" + "".join(f"{columns[name].get(key, float('nan')):>16,.2f}" for name in names))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data-dir", default=DEFAULT_DATA)
+    parser.add_argument("--data-cache", help="prepared-data folder shared by the children (default: a temporary one)")
+    parser.add_argument("--compare-src", help="another tree's src/ to measure beside this one")
+    parser.add_argument("--child", choices=("train", "stages"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child_train(args) if args.child == "train" else child_stages(args)))
+        return
+    with tempfile.TemporaryDirectory(prefix="attnlab-memory-data-") as tmp:
+        args.data_cache = args.data_cache or tmp
+        trees = {"this tree": None, **({"--compare-src": args.compare_src} if args.compare_src else {})}
+        for mode in ("train", "stages"):
+            columns = {name: run_child(mode, args, src) for name, src in trees.items()}
+            print_columns(f"{mode}: {CONFIG}, {args.steps} steps, {args.threads} threads", columns)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
