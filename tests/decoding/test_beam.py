@@ -51,8 +51,8 @@ class EosBias(nn.Module):
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor):
         return self.model.encode(src, src_lengths)
 
-    def decode_step(self, prev_tokens: torch.Tensor, state, return_attentions: bool = False) -> StepOutput:
-        out = self.model.decode_step(prev_tokens, state, return_attentions)
+    def decode_step(self, prev_tokens: torch.Tensor, state, return_attention: bool = False) -> StepOutput:
+        out = self.model.decode_step(prev_tokens, state, return_attention)
         return StepOutput(self.biased(out.logits), out.state, out.cross_attentions)
 
     def biased(self, logits: torch.Tensor) -> torch.Tensor:
@@ -60,8 +60,8 @@ class EosBias(nn.Module):
         bias[EOS_ID] = self.bias
         return logits + bias
 
-    def forward(self, batch, return_attentions: bool = False):
-        out = self.model(batch, return_attentions=return_attentions)
+    def forward(self, batch, return_attention: bool = False):
+        out = self.model(batch, return_attention=return_attention)
         out.logits = self.biased(out.logits)
         return out
 
@@ -103,15 +103,15 @@ def test_beam_of_one_is_greedy_on_random_models(name: str, alpha: float) -> None
 def test_batched_decoding_equals_one_sentence_at_a_time(name: str) -> None:
     model = random_model(name, seed=3, eos_bias=2.5)
     src, lengths = random_sources(3, LENGTHS)
-    greedy = greedy_decode(model, src, lengths, return_attentions=True)
-    beams = beam_search(model, src, lengths, beam_size=4, n_best=4, length_penalty=0.6, return_attentions=True)
+    greedy = greedy_decode(model, src, lengths, return_attention=True)
+    beams = beam_search(model, src, lengths, beam_size=4, n_best=4, length_penalty=0.6, return_attention=True)
     for row, n in enumerate(lengths.tolist()):
         one_src, one_len = src[row: row + 1, :n], lengths[row: row + 1]
-        [alone] = greedy_decode(model, one_src, one_len, return_attentions=True)
+        [alone] = greedy_decode(model, one_src, one_len, return_attention=True)
         assert alone.tokens == greedy[row].tokens
         _assert_same_attention(alone, greedy[row])
         [alone_beam] = beam_search(model, one_src, one_len, beam_size=4, n_best=4, length_penalty=0.6,
-                                   return_attentions=True)
+                                   return_attention=True)
         assert [h.tokens for h in alone_beam] == [h.tokens for h in beams[row]]
         assert [h.score for h in alone_beam] == pytest.approx([h.score for h in beams[row]], abs=1e-4)
         for a, b in zip(alone_beam, beams[row], strict=True):
@@ -130,7 +130,7 @@ def forced_rescoring(model: nn.Module, src_row: torch.Tensor, tokens: list[int])
     batch = SimpleNamespace(src=src_row.unsqueeze(0), src_lengths=torch.tensor([src_row.numel()]),
                             tgt_in=torch.tensor([[BOS_ID, *tokens]]))
     with torch.no_grad():
-        out = model(batch, return_attentions=True)
+        out = model(batch, return_attention=True)
     return out.logits[0].float().log_softmax(-1), tuple(a[0] for a in out.cross_attentions)
 
 
@@ -141,7 +141,7 @@ def test_beam_attention_and_score_match_a_forced_rescoring(name: str) -> None:
     for eos_bias, max_len in [(1.5, 8), (-1.0, 3)]:  # outputs ending with <eos>, and outputs cut at the limit
         model = random_model(name, seed=4, eos_bias=eos_bias)
         beams += [(model, row, hypotheses) for row, hypotheses in enumerate(beam_search(
-            model, src, lengths, beam_size=4, n_best=4, length_penalty=0.6, max_len=max_len, return_attentions=True))]
+            model, src, lengths, beam_size=4, n_best=4, length_penalty=0.6, max_len=max_len, return_attention=True))]
     seen_complete = seen_cut = 0
     for model, row, hypotheses in beams:
         n = int(lengths[row])
@@ -224,7 +224,7 @@ class TableModel(nn.Module):
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> TableState:
         return TableState(torch.zeros(src.size(0), dtype=torch.long))
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: TableState, return_attentions: bool = False):
+    def decode_step(self, prev_tokens: torch.Tensor, state: TableState, return_attention: bool = False):
         return StepOutput(self.table[prev_tokens], TableState(state.steps + 1), None)
 
 
@@ -251,8 +251,8 @@ def test_sampling_follows_the_model_and_its_temperature() -> None:
 def test_sampling_is_reproducible_and_scored_by_the_model() -> None:
     model = random_model("transformer-post", seed=6, eos_bias=2.0)
     src, lengths = random_sources(6, LENGTHS)
-    a = sample_decode(model, src, lengths, temperature=1.3, top_k=5, seed=7, return_attentions=True)
-    b = sample_decode(model, src, lengths, temperature=1.3, top_k=5, seed=7, return_attentions=True)
+    a = sample_decode(model, src, lengths, temperature=1.3, top_k=5, seed=7, return_attention=True)
+    b = sample_decode(model, src, lengths, temperature=1.3, top_k=5, seed=7, return_attention=True)
     assert [h.tokens for h in a] == [h.tokens for h in b]
     for row, h in enumerate(a):
         n = int(lengths[row])

@@ -31,7 +31,7 @@ def sources(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_shared_memory_finds_what_copied_memory_finds(norm: str, alpha: float) -> None:
     model = transformer(0, norm)
     src, lengths = sources(1)
-    kwargs = dict(beam_size=4, n_best=4, length_penalty=alpha, max_len=12, return_attentions=True)
+    kwargs = dict(beam_size=4, n_best=4, length_penalty=alpha, max_len=12, return_attention=True)
     shared = beam_search(model, src, lengths, share_memory=True, **kwargs)
     copied = beam_search(model, src, lengths, share_memory=False, **kwargs)
     for ours, theirs in zip(shared, copied, strict=True):
@@ -65,9 +65,9 @@ def test_shared_step_equals_copied_step() -> None:
     tokens = torch.randint(3, 19, (18,))
     with torch.no_grad():
         encoded = model.encode(src, lengths)
-        shared = model.decode_step(tokens, encoded.expand(3), return_attentions=True)
+        shared = model.decode_step(tokens, encoded.expand(3), return_attention=True)
         copied = model.decode_step(tokens, encoded.reorder(torch.arange(6).repeat_interleave(3)),
-                                   return_attentions=True)
+                                   return_attention=True)
     torch.testing.assert_close(shared.logits, copied.logits, atol=1e-5, rtol=0)
     for a, b in zip(shared.cross_attentions, copied.cross_attentions, strict=True):
         assert a.shape == b.shape == (18, 4, 1, 8)

@@ -145,11 +145,11 @@ def test_cross_attentions_follow_the_hf_layout() -> None:
     batch = make_batch()
     B, S, T = *batch.src.shape[:1], batch.src.size(1), batch.tgt_in.size(1)
     m = model(attention="multihead", attention_heads=4)
-    out = m(batch, return_attentions=True)
+    out = m(batch, return_attention=True)
     assert len(out.cross_attentions) == 1 and out.cross_attentions[0].shape == (B, 4, T, S)
     assert m(batch).cross_attentions is None
-    assert model(attention="none")(batch, return_attentions=True).cross_attentions is None
-    step = m.decode_step(batch.tgt_in[:, 0], m.encode(batch.src, batch.src_lengths), return_attentions=True)
+    assert model(attention="none")(batch, return_attention=True).cross_attentions is None
+    step = m.decode_step(batch.tgt_in[:, 0], m.encode(batch.src, batch.src_lengths), return_attention=True)
     assert step.logits.shape == (B, TGT_V) and step.cross_attentions[0].shape == (B, 4, 1, S)
 
 
@@ -158,10 +158,10 @@ def test_cross_attentions_follow_the_hf_layout() -> None:
 def test_a_sentence_alone_and_in_a_padded_batch_agree(attention: str, placement: str) -> None:
     m = model(attention=attention, attention_placement=placement, packed=True, reverse_src=True)
     batch = make_batch()
-    out = m(batch, return_attentions=True)
+    out = m(batch, return_attention=True)
     for b in range(len(batch.src)):
         row = batch.row(b)
-        alone = m(row, return_attentions=True)
+        alone = m(row, return_attention=True)
         t, s = row.tgt_in.size(1), row.src.size(1)
         torch.testing.assert_close(alone.logits[0], out.logits[b, :t], atol=1e-5, rtol=1e-5)
         if attention != "none":
@@ -179,7 +179,7 @@ def test_fast_path_equals_step_loop(attention: str, cell: str) -> None:
     batch = make_batch()
     state = m.encode(batch.src, batch.src_lengths)
     fast_logits, fast_weights = m.teacher_forced(state, batch.tgt_in)
-    loop_logits, loop_weights = m.unroll(state, batch.tgt_in, 1.0, return_attentions=True)
+    loop_logits, loop_weights = m.unroll(state, batch.tgt_in, 1.0, return_attention=True)
     torch.testing.assert_close(fast_logits, loop_logits, atol=1e-5, rtol=1e-5)
     if attention != "none":
         torch.testing.assert_close(fast_weights, loop_weights, atol=1e-5, rtol=1e-5)
@@ -269,10 +269,10 @@ def test_decode_step_with_gold_tokens_reproduces_forward(attention: str, overrid
         pytest.skip("input feeding needs attention")
     m = model(attention=attention, cell="gru", dec_layers=2, **overrides)
     batch = make_batch()
-    out = m(batch, return_attentions=True)
+    out = m(batch, return_attention=True)
     state = m.encode(batch.src, batch.src_lengths)
     for t in range(batch.tgt_in.size(1)):
-        step = m.decode_step(batch.tgt_in[:, t], state, return_attentions=True)
+        step = m.decode_step(batch.tgt_in[:, t], state, return_attention=True)
         torch.testing.assert_close(step.logits, out.logits[:, t], atol=1e-5, rtol=1e-5)
         if attention != "none":
             torch.testing.assert_close(step.cross_attentions[0][:, :, 0], out.cross_attentions[0][:, :, t])
@@ -297,9 +297,9 @@ def test_reverse_src_weights_align_with_the_original_source(placement: str) -> N
     batch = make_batch()
     reversed_model = model(reverse_src=True, attention_placement=placement)
     plain_model = model(reverse_src=False, attention_placement=placement)  # same seed, same weights
-    out = reversed_model(batch, return_attentions=True)
+    out = reversed_model(batch, return_attention=True)
     flipped = dataclasses.replace(batch, src=reverse_padded(batch.src, batch.src_lengths))
-    ref = plain_model(flipped, return_attentions=True)  # reads the same order, attends in flipped order
+    ref = plain_model(flipped, return_attention=True)  # reads the same order, attends in flipped order
     torch.testing.assert_close(out.logits, ref.logits, atol=1e-5, rtol=1e-5)
     ref_weights = ref.cross_attentions[0].permute(0, 3, 1, 2)  # (B, S, heads, T)
     ref_weights = reverse_padded(ref_weights, batch.src_lengths).permute(0, 2, 3, 1)  # (B, heads, T, S)
@@ -351,10 +351,6 @@ def test_summary_counts_parts_once_and_formats() -> None:
 
 def test_build_model_dispatches_on_arch() -> None:
     assert isinstance(model(), RNNSeq2Seq)
-    try:
-        from attnlab.models.transformer import build_transformer  # noqa: F401  (written in parallel)
-    except ImportError:
-        pytest.skip("attnlab.models.transformer.build_transformer is not there yet")
     transformer = build_model(ModelConfig(arch="transformer", d_model=16, heads=2, ffn_dim=32), 20, 20)
     summary = model_summary(transformer)
     assert summary["total"] == count(transformer) and summary["encoder_side"] > 0

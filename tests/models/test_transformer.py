@@ -10,13 +10,8 @@ import torch
 from torch import nn
 
 from attnlab.models.embeddings import TransformerEmbedding, sinusoidal_table
-from attnlab.models.transformer import (
-    Transformer,
-    attention,
-    build_transformer,
-    source_mask,
-    target_mask,
-)
+from attnlab.models.transformer import Transformer, build_transformer
+from attnlab.models.transformer_layers import attention, source_mask, target_mask
 
 PAD = 0
 ATOL = 1e-5
@@ -133,7 +128,7 @@ def test_attention_function_matches_sdpa_and_gives_masked_keys_zero_weight() -> 
 def test_returned_attentions_have_one_tensor_per_layer_and_are_distributions() -> None:
     model = make_model(enc_layers=3, dec_layers=2)
     b = make_batch()
-    out = model(b, return_attentions=True)
+    out = model(b, return_attention=True)
     assert [a.shape for a in out.encoder_attentions] == [(4, 4, 7, 7)] * 3
     assert [a.shape for a in out.decoder_attentions] == [(4, 4, 6, 6)] * 2
     assert [a.shape for a in out.cross_attentions] == [(4, 4, 6, 7)] * 2
@@ -159,7 +154,7 @@ def test_fused_path_matches_explicit_path(norm: str) -> None:
     model, b = make_model(norm=norm), make_batch()
     with torch.no_grad():
         fused = model(b).logits
-        explicit = model(b, return_attentions=True).logits
+        explicit = model(b, return_attention=True).logits
     torch.testing.assert_close(fused, explicit, atol=ATOL, rtol=0)
 
 
@@ -176,10 +171,10 @@ def test_teacher_forcing_arguments_are_accepted_and_ignored() -> None:
 def test_decode_step_with_cache_matches_full_pass(norm: str, positional: str) -> None:
     model, b = make_model(norm=norm, positional=positional), make_batch()
     with torch.no_grad():
-        full = model(b, return_attentions=True)
+        full = model(b, return_attention=True)
         state = model.encode(b.src, b.src_lengths)
         for t in range(b.tgt_in.size(1)):
-            step = model.decode_step(b.tgt_in[:, t], state, return_attentions=True)
+            step = model.decode_step(b.tgt_in[:, t], state, return_attention=True)
             assert step.state.self_kv[0][0].shape == (4, 4, t + 1, 8)  # the cache grows by one position
             # Rows whose prefix is all real tokens; later rows saw padding that the full pass masked.
             real = t < b.tgt_lengths
@@ -213,12 +208,12 @@ def test_decode_step_leaves_its_input_state_alone_and_reorder_selects_rows() -> 
 def test_padded_batch_gives_each_sentence_its_own_outputs() -> None:
     model, b = make_model(), make_batch()
     with torch.no_grad():
-        batched = model(b, return_attentions=True)
+        batched = model(b, return_attention=True)
         for i, (s, t) in enumerate(zip(b.src_lengths.tolist(), b.tgt_lengths.tolist(), strict=True)):
             one = SimpleNamespace(
                 src=b.src[i : i + 1, :s], src_lengths=b.src_lengths[i : i + 1], tgt_in=b.tgt_in[i : i + 1, :t]
             )
-            alone = model(one, return_attentions=True)
+            alone = model(one, return_attention=True)
             torch.testing.assert_close(batched.logits[i, :t], alone.logits[0], atol=ATOL, rtol=0)
             cross = batched.cross_attentions[-1][i, :, :t, :s]
             torch.testing.assert_close(cross, alone.cross_attentions[-1][0], atol=ATOL, rtol=0)

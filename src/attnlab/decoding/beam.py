@@ -220,17 +220,17 @@ def _with_step(history: Attentions | None, step: Attentions | None) -> Attention
 
 
 def _step(model: nn.Module, beams: _Beams, K: int, t: int, norm: LengthNorm,
-          return_attentions: bool) -> tuple[_Beams | None, list[_Finished]]:
+          return_attention: bool) -> tuple[_Beams | None, list[_Finished]]:
     """Decode step ``t`` (the one producing token ``t + 1``) for every open hypothesis."""
     if t == 0:
         prev = torch.full((beams.tokens.size(0),), BOS_ID, dtype=torch.long, device=beams.tokens.device)
     else:
         prev = beams.tokens[:, -1]  # (A * K,)
-    out = model.decode_step(prev, beams.state, return_attentions=return_attentions)
+    out = model.decode_step(prev, beams.state, return_attention=return_attention)
     log_probs = torch.log_softmax(out.logits.float(), dim=-1)  # (A * K, V), a fresh tensor: mask it in place
     log_probs[:, list(UNPRODUCIBLE)] = float("-inf")
     cand = _top_candidates(beams, log_probs, K)
-    attentions = _with_step(beams.attentions, out.cross_attentions if return_attentions else None)
+    attentions = _with_step(beams.attentions, out.cross_attentions if return_attention else None)
     steps, lp = t + 1, norm.divisor(t + 1)
     finished = []
     if bool(cand.accepted_eos.any()):
@@ -278,7 +278,7 @@ def _hypothesis(chunk: _Finished, i: int, src_len: int) -> Hypothesis:
 @torch.no_grad()
 def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: int = 5, n_best: int = 1,
                 length_penalty: float = 0.0, max_len_ratio: float = 1.5, max_len: int = 100,
-                return_attentions: bool = False, length_penalty_form: str = "gnmt",
+                return_attention: bool = False, length_penalty_form: str = "gnmt",
                 share_memory: bool = True) -> list[list[Hypothesis]]:
     """Beam search for a batch; see the module docstring.
 
@@ -289,7 +289,7 @@ def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: i
         length_penalty_form: ``"gnmt"`` ranks by ``log P / ((5 + steps) / 6) ** alpha``, ``"power"`` by
             ``log P / steps ** alpha`` with CTranslate2's stopping rule (module docstring).
         max_len_ratio, max_len: the per-sentence limit in steps, as :func:`length_limits`.
-        return_attentions: give every hypothesis its cross-attention, per layer
+        return_attention: give every hypothesis its cross-attention, per layer
             (heads, steps, src_len), carried through the beam's reordering.
         share_memory: let a sentence's beams share its encoder memory and cross-attention keys and
             values when the model's state allows it (:func:`_beam_rows`); False copies them to every
@@ -307,7 +307,7 @@ def beam_search(model: nn.Module, src: Tensor, src_lengths: Tensor, beam_size: i
     finished: list[_Finished] = []
     t = 0
     while beams is not None:
-        beams, done = _step(model, beams, beam_size, t, norm, return_attentions)
+        beams, done = _step(model, beams, beam_size, t, norm, return_attention)
         finished.extend(done)
         t += 1
     return _assemble(finished, src.size(0), n_best, src_lengths.tolist(), norm.complete_first)

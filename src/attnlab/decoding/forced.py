@@ -61,7 +61,7 @@ def forced_attentions(model: nn.Module, src_ids: Sequence[Sequence[int]],
     device = next(model.parameters()).device
     lengths = torch.tensor([len(s) for s in src_ids])
     batch = ForcedBatch(_padded(src_ids).to(device), lengths.to(device), _padded(tgt_in).to(device))
-    out = model(batch, return_attentions=True)
+    out = model(batch, return_attention=True)
     maps = []
     for row, (src, tgt) in enumerate(zip(src_ids, tgt_in, strict=True)):
         S, T = len(src), len(tgt)

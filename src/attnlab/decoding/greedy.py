@@ -77,7 +77,7 @@ def argmax_token(log_probs: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def stepwise_decode(model: nn.Module, src: torch.Tensor, src_lengths: torch.Tensor,
                     choose: Callable[[torch.Tensor], torch.Tensor], max_len_ratio: float = 1.5,
-                    max_len: int = 100, return_attentions: bool = False) -> list[Hypothesis]:
+                    max_len: int = 100, return_attention: bool = False) -> list[Hypothesis]:
     """Emit one token per step for every sentence, picked by ``choose`` from (B, V) log-probabilities.
 
     ``src``: (B, S) padded with 0; ``src_lengths``: (B,). Scores are the model's own log-probabilities
@@ -93,14 +93,14 @@ def stepwise_decode(model: nn.Module, src: torch.Tensor, src_lengths: torch.Tens
     steps: list[torch.Tensor] = []
     attention_steps: list[tuple[torch.Tensor, ...]] = []
     for t in range(int(limits.max())):
-        out = model.decode_step(prev, state, return_attentions=return_attentions)
+        out = model.decode_step(prev, state, return_attention=return_attention)
         log_probs = torch.log_softmax(out.logits.float(), dim=-1)  # (B, V)
         token = choose(log_probs)  # (B,)
         # Rows already finished emit <pad>; a row at its limit ends here, cut (no <eos>).
         token = torch.where(finished, torch.full_like(token, PAD_ID), token)
         scores += torch.where(finished, 0.0, log_probs.gather(1, token[:, None]).squeeze(1))
         steps.append(token)
-        if return_attentions:
+        if return_attention:
             attention_steps.append(out.cross_attentions)
         finished |= (token == EOS_ID) | (t + 1 >= limits)
         state, prev = out.state, token
@@ -113,9 +113,9 @@ def stepwise_decode(model: nn.Module, src: torch.Tensor, src_lengths: torch.Tens
 
 @torch.no_grad()
 def greedy_decode(model: nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, max_len_ratio: float = 1.5,
-                  max_len: int = 100, return_attentions: bool = False) -> list[Hypothesis]:
+                  max_len: int = 100, return_attention: bool = False) -> list[Hypothesis]:
     """Greedy search for a batch. ``src``: (B, S) padded with 0; ``src_lengths``: (B,)."""
-    return stepwise_decode(model, src, src_lengths, argmax_token, max_len_ratio, max_len, return_attentions)
+    return stepwise_decode(model, src, src_lengths, argmax_token, max_len_ratio, max_len, return_attention)
 
 
 def _hypothesis(row: int, ids: list[int], score: float, attention_steps: list[tuple[torch.Tensor, ...]],

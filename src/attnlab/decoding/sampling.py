@@ -38,7 +38,7 @@ def sampling_chooser(temperature: float = 1.0, top_k: int = 0,
 @torch.no_grad()
 def sample_decode(model: nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, temperature: float = 1.0,
                   top_k: int = 0, seed: int | None = None, max_len_ratio: float = 1.5, max_len: int = 100,
-                  return_attentions: bool = False) -> list[Hypothesis]:
+                  return_attention: bool = False) -> list[Hypothesis]:
     """One sampled translation per sentence of ``src`` (B, S), ``src_lengths`` (B,).
 
     The same ``seed`` gives the same samples for the same batch. ``Hypothesis.score`` is the model's
@@ -49,4 +49,4 @@ def sample_decode(model: nn.Module, src: torch.Tensor, src_lengths: torch.Tensor
         generator = torch.Generator(device=src.device)
         generator.manual_seed(seed)
     choose = sampling_chooser(temperature, top_k, generator)
-    return stepwise_decode(model, src, src_lengths, choose, max_len_ratio, max_len, return_attentions)
+    return stepwise_decode(model, src, src_lengths, choose, max_len_ratio, max_len, return_attention)

@@ -9,7 +9,7 @@ What is drawn: the source is normalised, tokenised and truncated as the Translat
 is either the run's own translation (greedy, or beam search with ``beam`` > 1) or, when a
 ``reference`` is given, that reference forced through the decoder (teacher forcing), the usual way
 to study alignment. Either way the attention comes from one teacher-forced pass
-``model(batch, return_attentions=True)`` over ``<bos> y1 .. yn``, so all kinds the model has are
+``model(batch, return_attention=True)`` over ``<bos> y1 .. yn``, so all kinds the model has are
 collected at once (encoder self, decoder self, cross; every layer and head). For a decoded target
 this pass recomputes exactly the attention of the search, because the decoder saw the same prefix.
 
@@ -223,7 +223,7 @@ def _forced_attentions(model: nn.Module, src_ids: list[int], tgt_in: list[int]) 
     """One teacher-forced pass over ``<bos> + tgt_in``: per kind, per layer (1, heads, q, k) tensors."""
     device = next(model.parameters()).device
     batch = collate([(src_ids, tgt_in)], [0]).to(device)  # tgt_in (1, T) = <bos> + tgt_in
-    out = model.eval()(batch, return_attentions=True)
+    out = model.eval()(batch, return_attention=True)
     given = {"encoder": out.encoder_attentions, "decoder": out.decoder_attentions, "cross": out.cross_attentions}
     return {kind: tuple(a.cpu() for a in layers) for kind, layers in given.items() if layers}
 

@@ -6,13 +6,13 @@ them unchanged: each attention field is a tuple with one tensor per layer, shape
 
 Every model (RNN family and Transformer) implements:
 
-``forward(batch, return_attentions=False, teacher_forcing=1.0, teacher_forcing_mode="step")``
+``forward(batch, return_attention=False, teacher_forcing=1.0, teacher_forcing_mode="step")``
     ``batch`` is any object with ``src`` (B, S), ``src_lengths`` (B,), ``tgt_in`` (B, T) LongTensors,
     padded with index 0 (``tgt_in`` starts with ``<bos>``). Returns :class:`Seq2SeqOutput`.
 ``encode(src, src_lengths) -> DecoderState``
     Runs the encoder once; the state holds whatever the decoder needs (memory, masks, RNN state,
     key/value caches). ``DecoderState`` is model-specific but supports :meth:`reorder`.
-``decode_step(prev_tokens, state, return_attentions=False) -> StepOutput``
+``decode_step(prev_tokens, state, return_attention=False) -> StepOutput``
     ``prev_tokens`` (B,) is the last emitted token per row. Returns the next-token logits and the
     updated state (the state is not mutated in place, so beam search can branch).
 """

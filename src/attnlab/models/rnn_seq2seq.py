@@ -133,13 +133,13 @@ class RNNSeq2Seq(nn.Module):
         return self.decoder.init_state(hidden, keys, values, src_mask)
 
     def decode_step(
-        self, prev_tokens: torch.Tensor, state: RNNDecoderState, return_attentions: bool = False
+        self, prev_tokens: torch.Tensor, state: RNNDecoderState, return_attention: bool = False
     ) -> StepOutput:
         """prev_tokens (B,) -> logits (B, V), the next state, and weights ((B, heads, 1, S),) if asked."""
         embedded = self.tgt_embed(prev_tokens).unsqueeze(1)  # (B, 1, E)
         output, state, weights = self.decoder.step(embedded, state, self.attention)  # (B, 1, Hd)
         logits = self.generator(output.squeeze(1))  # (B, V)
-        cross = (weights,) if return_attentions and weights is not None else None
+        cross = (weights,) if return_attention and weights is not None else None
         return StepOutput(logits=logits, state=state, cross_attentions=cross)
 
     def teacher_forced(
@@ -155,7 +155,7 @@ class RNNSeq2Seq(nn.Module):
         tgt_in: torch.Tensor,
         teacher_forcing: float = 1.0,
         mode: str = "step",
-        return_attentions: bool = False,
+        return_attention: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The step loop: tgt_in (B, T) -> logits (B, T, V), weights (B, heads, T, S) if asked.
 
@@ -177,7 +177,7 @@ class RNNSeq2Seq(nn.Module):
             embedded = self.tgt_embed(tokens).unsqueeze(1)  # (B, 1, E)
             output, state, step_weights = self.decoder.step(embedded, state, self.attention)  # (B, 1, Hd)
             outputs.append(output)
-            if return_attentions and step_weights is not None:
+            if return_attention and step_weights is not None:
                 weights.append(step_weights)  # (B, heads, 1, S)
             if t + 1 < T:
                 tokens = tgt_in[:, t + 1]
@@ -200,7 +200,7 @@ class RNNSeq2Seq(nn.Module):
     def forward(
         self,
         batch: Any,
-        return_attentions: bool = False,
+        return_attention: bool = False,
         teacher_forcing: float = 1.0,
         teacher_forcing_mode: str = "step",
     ) -> Seq2SeqOutput:
@@ -214,9 +214,9 @@ class RNNSeq2Seq(nn.Module):
             logits, weights = self.teacher_forced(state, batch.tgt_in)
         else:
             logits, weights = self.unroll(
-                state, batch.tgt_in, teacher_forcing, teacher_forcing_mode, return_attentions
+                state, batch.tgt_in, teacher_forcing, teacher_forcing_mode, return_attention
             )
-        cross = (weights,) if return_attentions and weights is not None else None
+        cross = (weights,) if return_attention and weights is not None else None
         return Seq2SeqOutput(logits=logits, cross_attentions=cross)
 
 

@@ -25,7 +25,6 @@ from attnlab.models.transformer_layers import (
     Encoder,
     EncoderLayer,
     KeyValue,
-    attention,
     source_mask,
     target_mask,
 )
@@ -33,9 +32,8 @@ from attnlab.models.transformer_layers import (
 if TYPE_CHECKING:
     from attnlab.config import ModelConfig
 
-__all__ = ["TransformerState", "Transformer", "build_transformer", "attention", "source_mask", "target_mask"]
+__all__ = ["TransformerState", "Transformer", "build_transformer"]
 
-# ------------------------------------------------------------------------------------------ model
 def _pick(kvs: tuple[KeyValue, ...], index: Tensor) -> tuple[KeyValue, ...]:
     return tuple((k.index_select(0, index), v.index_select(0, index)) for k, v in kvs)
 
@@ -147,19 +145,19 @@ class Transformer(nn.Module):
     def forward(
         self,
         batch: Any,
-        return_attentions: bool = False,
+        return_attention: bool = False,
         teacher_forcing: float = 1.0,
         teacher_forcing_mode: str = "step",
     ) -> Seq2SeqOutput:
         """Teacher-forced pass: ``batch.src`` (B, S), ``batch.src_lengths`` (B,), ``batch.tgt_in`` (B, T).
 
-        Returns logits (B, T, V) and, with ``return_attentions``, per-layer attention tuples:
+        Returns logits (B, T, V) and, with ``return_attention``, per-layer attention tuples:
         encoder (B, nh, S, S), decoder self (B, nh, T, T), cross (B, nh, T, S).
         ``teacher_forcing`` and ``teacher_forcing_mode`` are accepted for the shared training loop and
         ignored: a Transformer decoder always sees the gold prefix in parallel.
         """
         del teacher_forcing, teacher_forcing_mode
-        out, encoder_attentions = self._teacher_forced(batch, return_attentions)
+        out, encoder_attentions = self._teacher_forced(batch, return_attention)
         return Seq2SeqOutput(
             logits=self.generator(out.hidden),  # (B, T, V)
             encoder_attentions=encoder_attentions,
@@ -190,14 +188,14 @@ class Transformer(nn.Module):
         self_kv = tuple((empty, empty) for _ in cross_kv)
         return TransformerState(memory, src_mask, cross_kv, self_kv, steps=0)
 
-    def decode_step(self, prev_tokens: Tensor, state: TransformerState, return_attentions: bool = False) -> StepOutput:
+    def decode_step(self, prev_tokens: Tensor, state: TransformerState, return_attention: bool = False) -> StepOutput:
         """Consume ``prev_tokens`` (B,) at position ``state.steps``; logits (B, V) for the next token.
 
         Costs one position: earlier positions' keys and values come from ``state.self_kv``.
-        With ``return_attentions``, ``cross_attentions`` holds one (B, nh, 1, S) tensor per layer.
+        With ``return_attention``, ``cross_attentions`` holds one (B, nh, 1, S) tensor per layer.
         """
         y = self.tgt_embed(prev_tokens.unsqueeze(1), start=state.steps)  # (B, 1, D)
-        out = self.decoder(y, state.cross_kv, None, state.src_mask, state.self_kv, return_attentions, state.group)
+        out = self.decoder(y, state.cross_kv, None, state.src_mask, state.self_kv, return_attention, state.group)
         logits = self.generator(out.hidden[:, 0])  # (B, V)
         new_state = replace(state, self_kv=out.self_kv, steps=state.steps + 1)
         return StepOutput(logits, new_state, out.cross_attentions)

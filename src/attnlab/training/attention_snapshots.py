@@ -5,7 +5,7 @@ Looking through ``<run>/attention/`` in order shows attention forming over train
     init-sent0.png  epoch000-sent0.png  epoch001-sent0.png  ...
 
 Each image is the layers x heads grid of one sentence, teacher-forced on its reference (the same
-pass as training's loss, with ``return_attentions=True``), so every epoch's picture has the same rows
+pass as training's loss, with ``return_attention=True``), so every epoch's picture has the same rows
 and columns. Rows are labelled by the token they predict (``y1 .. yn, <eos>``). Drawing is left to
 :mod:`attnlab.viz`; a batch of 2-3 short sentences costs one forward pass and about a second of
 plotting per validation.
@@ -67,7 +67,7 @@ class AttentionSnapshots(L.Callback):
         was_training = model.training
         model.eval()
         try:
-            cross = model(batch, return_attentions=True).cross_attentions  # per layer (B, heads, T, S)
+            cross = model(batch, return_attention=True).cross_attentions  # per layer (B, heads, T, S)
         finally:
             model.train(was_training)
         if not cross:  # an RNN without attention: nothing to draw
