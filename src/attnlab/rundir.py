@@ -26,9 +26,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 __all__ = ["RunError", "RunDir", "RunLock", "open_run", "create_run", "run_of_checkpoint", "read_json", "read_rows",
-           "cell_number", "CHECKPOINT_NAMES"]
+           "cell_number", "CHECKPOINT_NAMES", "TEXT_PIPELINE_FILES"]
 
 CHECKPOINT_NAMES = ("best", "last", "init")
+# what turning raw text into ids and back needs (a run's, an export's); the SentencePiece models exist
+# only for that tokenizer
+TEXT_PIPELINE_FILES = ("config.yaml", "data.json", "src_vocab.json", "tgt_vocab.json", "spm_src.model",
+                       "spm_tgt.model")
 
 
 class RunError(ValueError):
@@ -41,10 +45,10 @@ class RunDir:
 
     root: Path
 
-    config = property(lambda self: self.root / "config.yaml")
-    data_json = property(lambda self: self.root / "data.json")
-    src_vocab = property(lambda self: self.root / "src_vocab.json")
-    tgt_vocab = property(lambda self: self.root / "tgt_vocab.json")
+    config = property(lambda self: self.root / TEXT_PIPELINE_FILES[0])
+    data_json = property(lambda self: self.root / TEXT_PIPELINE_FILES[1])
+    src_vocab = property(lambda self: self.root / TEXT_PIPELINE_FILES[2])
+    tgt_vocab = property(lambda self: self.root / TEXT_PIPELINE_FILES[3])
     prepared = property(lambda self: self.root / "prepared")
     checkpoints = property(lambda self: self.root / "checkpoints")
     init = property(lambda self: self.root / "checkpoints" / "init.pt")
@@ -60,7 +64,7 @@ class RunDir:
 
     def spm(self, side: str) -> Path:
         """The SentencePiece model of ``side`` (``src`` or ``tgt``)."""
-        return self.root / f"spm_{side}.model"
+        return self.root / TEXT_PIPELINE_FILES[4 if side == "src" else 5]
 
     def checkpoint(self, name: str) -> Path:
         """``best``, ``last`` or ``init``; ``best`` falls back to ``last`` when the run has no best yet."""

@@ -93,8 +93,9 @@ def test_sweep_survives_a_kill_and_resumes_through_the_cli(tatoeba_tsv: Path, tm
         test = json.loads(next((out / variant["variant"] / "eval").glob("test-beam1-*/scores.json")).read_text())
         assert variant["parameters"]["total"] == summary["parameters"]["total"]
         assert variant["test_bleu"] == [test["bleu"]] and variant["test_chrf"] == [test["chrf"]]
-        row = next(line for line in markdown.splitlines() if line.startswith(f"| {variant['variant']} |"))
-        assert format_count(summary["parameters"]["total"]) in row and f"{test['chrf']:.2f}" in row
+        rows = [line for line in markdown.splitlines() if line.startswith(f"| {variant['variant']} |")]
+        size_row, scores_row = rows[:2]  # the size table's row, then the scores table's
+        assert format_count(summary["parameters"]["total"]) in size_row and f"{test['chrf']:.2f}" in scores_row
     assert report["variants"][1]["differences"] == ["model.attention=dot"]
     assert 0 < report["variants"][1]["p_bleu"][0] <= 1 and (out / "report" / "report.html").is_file()
 

@@ -54,7 +54,9 @@ def _train_report(run_dir, summary: dict) -> str:
     if summary.get("tokens_per_sec"):
         lines.append(f"speed:         {summary['tokens_per_sec']:,.0f} target tokens/s, "
                      f"train time {summary['train_time_s']:.0f} s, peak memory {summary['peak_memory_mb']:,.0f} MB")
-    samples = (run_dir / "samples.txt")
+    from attnlab.rundir import RunDir
+
+    samples = RunDir(run_dir).samples
     if samples.is_file():
         last = samples.read_text(encoding="utf-8").strip().split("== ")[-1]
         lines += ["", "validation samples (" + last.strip().split("\n", 1)[0] + "):",

@@ -44,6 +44,7 @@ from attnlab.data.store import (
     Tokenizer,
     open_prepared,
     read_text_lines,
+    save_text_pipeline,
     write_index,
 )
 from attnlab.data.tokenizers import SentencePieceTokenizer, WordTokenizer, train_sentencepiece
@@ -356,10 +357,7 @@ def _build(cfg: DataConfig, folder: Path, workers: int, say: Progress, key: str)
         tgt_vocab = _make_vocab(cfg, tgt_tok, train_txt, (1,), workers)
     say("encode")
     splits = {s: _stage_encode(folder, s, (src_tok, tgt_tok, src_vocab, tgt_vocab), workers) for s in SPLITS}
-    src_vocab.save(folder / "src_vocab.json")
-    tgt_vocab.save(folder / "tgt_vocab.json")
-    src_tok.save(folder / "spm_src.model")
-    tgt_tok.save(folder / "spm_tgt.model")
+    save_text_pipeline(folder, src_tok, tgt_tok, src_vocab, tgt_vocab)
     write_index(folder, {"key": key, "data": asdict(cfg), "tokenizer": src_tok.kind, "normalize": cfg.normalize,
                          "shared_vocab": cfg.shared_vocab, "same_tokenizer": src_tok is tgt_tok,
                          "report": asdict(report), "splits": splits})

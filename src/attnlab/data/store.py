@@ -30,9 +30,10 @@ import numpy as np
 from attnlab.data.errors import DataError
 from attnlab.data.tokenizers import SentencePieceTokenizer, WordTokenizer, load_tokenizer
 from attnlab.data.vocab import Vocabulary
+from attnlab.rundir import RunDir
 
 __all__ = ["FORMAT", "VERSION", "SPLITS", "DataReport", "EncodedSplit", "SplitWriter", "PreparedData",
-           "open_prepared", "write_index", "load_run_tokenizers", "Tokenizer", "TextPair"]
+           "save_text_pipeline", "open_prepared", "write_index", "load_run_tokenizers", "Tokenizer", "TextPair"]
 
 FORMAT, VERSION = "attnlab-prepared-data", 1
 SPLITS = ("train", "val", "test")
@@ -200,13 +201,10 @@ class PreparedData:
         """Write what translation needs into a run directory: vocabularies, SentencePiece models, ``data.json``."""
         root = Path(run_root)
         root.mkdir(parents=True, exist_ok=True)
-        self.src_vocab.save(root / "src_vocab.json")
-        self.tgt_vocab.save(root / "tgt_vocab.json")
-        for side, tokenizer in (("src", self.src_tokenizer), ("tgt", self.tgt_tokenizer)):
-            tokenizer.save(root / f"spm_{side}.model")
+        save_text_pipeline(root, self.src_tokenizer, self.tgt_tokenizer, self.src_vocab, self.tgt_vocab)
         meta = {"tokenizer": self.src_tokenizer.kind, "shared_vocab": self.shared_vocab, "normalize": self.normalize,
                 "report": asdict(self.report), "prepared": self._location(root), "key": self.key}
-        (root / "data.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        RunDir(root).data_json.write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     def _location(self, root: Path) -> str | None:
         """Where the data lives, for a later resume: relative to the run when inside it (the run may move)."""
@@ -214,6 +212,16 @@ class PreparedData:
             return None
         folder, root = self.directory.resolve(), root.resolve()
         return str(folder.relative_to(root)) if folder.is_relative_to(root) else str(folder)
+
+
+def save_text_pipeline(folder: Path, src_tok: Tokenizer, tgt_tok: Tokenizer, src_vocab: Vocabulary,
+                        tgt_vocab: Vocabulary) -> None:
+    """Vocabularies and SentencePiece models under the run's file names (also in a prepared-data folder)."""
+    files = RunDir(folder)
+    src_vocab.save(files.src_vocab)
+    tgt_vocab.save(files.tgt_vocab)
+    src_tok.save(files.spm("src"))
+    tgt_tok.save(files.spm("tgt"))
 
 
 def write_index(folder: Path, index: dict[str, Any]) -> None:
@@ -269,10 +277,11 @@ def _tokenizers_and_vocabs(folder: Path, kind: str, shared: bool,
                            same_tokenizer: bool) -> tuple[Tokenizer, Tokenizer, Vocabulary, Vocabulary]:
     if kind not in ("word", "sentencepiece"):
         raise DataError(f"{folder}: tokenizer {kind!r} is unknown; expected 'word' or 'sentencepiece'")
-    src_tok = _tokenizer(kind, folder / "spm_src.model")
-    tgt_tok = src_tok if same_tokenizer else _tokenizer(kind, folder / "spm_tgt.model")
-    src_vocab = Vocabulary.load(folder / "src_vocab.json")
-    tgt_vocab = src_vocab if shared else Vocabulary.load(folder / "tgt_vocab.json")
+    files = RunDir(folder)  # a prepared-data folder names these files as a run does
+    src_tok = _tokenizer(kind, files.spm("src"))
+    tgt_tok = src_tok if same_tokenizer else _tokenizer(kind, files.spm("tgt"))
+    src_vocab = Vocabulary.load(files.src_vocab)
+    tgt_vocab = src_vocab if shared else Vocabulary.load(files.tgt_vocab)
     return src_tok, tgt_tok, src_vocab, tgt_vocab
 
 
@@ -290,7 +299,7 @@ def _tokenizer(kind: str, path: Path) -> Tokenizer:
 def load_run_tokenizers(run_root: str | Path) -> tuple[Tokenizer, Tokenizer, Vocabulary, Vocabulary, str]:
     """What a run saved with :meth:`PreparedData.save`: ``(src_tok, tgt_tok, src_vocab, tgt_vocab, normalize)``."""
     root = Path(run_root)
-    path = root / "data.json"
+    path = RunDir(root).data_json
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
         kind, shared, normalize = meta["tokenizer"], bool(meta["shared_vocab"]), meta["normalize"]

@@ -38,7 +38,7 @@ from attnlab.decoding.beam import LengthNorm, power_length_penalty
 from attnlab.decoding.ctranslate2_spec import check_exportable, require_ctranslate2, save_model, transformer_spec
 from attnlab.decoding.export_layout import WEIGHTS, ExportError, is_export_dir, read_manifest
 from attnlab.decoding.greedy import Hypothesis, length_limits
-from attnlab.rundir import RunError
+from attnlab.rundir import RunDir, RunError
 
 if TYPE_CHECKING:
     from attnlab.config import ModelConfig
@@ -208,7 +208,7 @@ def load_export(directory: str | Path, backend: str = "ctranslate2", device: str
     directory = Path(directory)
     manifest = read_manifest(directory)
     settings = _translator_settings(manifest, directory)
-    cfg = load_config(directory / "config.yaml")
+    cfg = load_config(RunDir(directory).config)  # an export holds the run's text-pipeline files
     src_tok, tgt_tok, src_vocab, tgt_vocab, normalize = load_run_tokenizers(directory)
     model = _torch_model(directory, cfg, len(src_vocab), len(tgt_vocab)).to(device or "cpu")
     fast = None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from attnlab.config import ConfigError
+from attnlab.rundir import TEXT_PIPELINE_FILES
 
 __all__ = ["ExportError", "MANIFEST", "WEIGHTS", "FORMAT", "FORMAT_VERSION", "RUN_FILES", "QUANTIZATIONS",
            "is_export_dir", "read_manifest"]
@@ -34,8 +35,7 @@ FORMAT_VERSION = 1
 # Weight types of an export. float16 and bfloat16 are storage types on CPUs without them: CTranslate2
 # then computes in float32 (its "default" compute type falls back).
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "float16", "bfloat16")
-# copied from the run directory when present (the SentencePiece models only exist for that tokenizer)
-RUN_FILES = ("config.yaml", "data.json", "src_vocab.json", "tgt_vocab.json", "spm_src.model", "spm_tgt.model")
+RUN_FILES = TEXT_PIPELINE_FILES  # copied from the run directory when present
 
 
 class ExportError(ConfigError):

@@ -46,7 +46,7 @@ from attnlab.data.batching import collate
 from attnlab.data.errors import DataError
 from attnlab.decoding.loading import load_run
 from attnlab.decoding.translator import Translator
-from attnlab.rundir import RunError, open_run
+from attnlab.rundir import RunError, open_run, run_of_checkpoint
 from attnlab.viz import (
     AttentionRecord,
     attention_html,
@@ -199,11 +199,8 @@ def translator_attention(
 
 def _open(run_dir: str | Path, checkpoint: str) -> tuple[Path, Translator]:
     """The run's root folder and a Translator on ``checkpoint`` (a checkpoint file as run_dir also works)."""
-    path = Path(run_dir)
-    if path.is_file():  # runs/x/checkpoints/best.ckpt
-        checkpoint, path = str(path), path.parent.parent
-    root = open_run(path).root
-    return root, Translator.from_run(root, checkpoint=checkpoint)
+    run, file = run_of_checkpoint(run_dir)
+    return run.root, Translator.from_run(run.root, checkpoint=str(file) if file is not None else checkpoint)
 
 
 def _reference_ids(translator: Translator, reference: str) -> list[int]:

@@ -46,7 +46,7 @@ from attnlab.data.cache import cached_prepare
 from attnlab.experiments.compare import compare_runs
 from attnlab.experiments.run_results import ensure_evaluated, flat_config
 from attnlab.experiments.suite import Suite, load_suite
-from attnlab.rundir import RunError
+from attnlab.rundir import RunDir, RunError, read_json
 from attnlab.training.run import resume, train
 
 __all__ = ["run_sweep", "plan_sweep", "PlannedRun", "run_state"]
@@ -76,11 +76,11 @@ def plan_sweep(suite: Suite, out_dir: Path, seeds: int = 1) -> list[PlannedRun]:
 
 def run_state(run_dir: Path) -> str:
     """``new``, ``finished``, ``resume`` (interrupted after a checkpoint) or ``restart`` (before one)."""
-    summary = run_dir / "summary.json"
-    if summary.is_file() and not json.loads(summary.read_text(encoding="utf-8")).get("interrupted"):
+    run = RunDir(run_dir)
+    if run.summary.is_file() and not read_json(run.summary, "run summary").get("interrupted"):
         return "finished"
-    if (run_dir / "config.yaml").is_file():
-        return "resume" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "restart"
+    if run.config.is_file():
+        return "resume" if run.last.is_file() else "restart"
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise RunError(f"{run_dir} exists and holds files but no run (no config.yaml); move it away or choose "
                        "another --out")
@@ -201,7 +201,7 @@ def _train_in_fresh_process(planned: PlannedRun, prepared_dir: Path, resume_run:
     except KeyboardInterrupt:  # Ctrl-C reaches both; Lightning in the child stops and writes its summary
         wait()
         raise
-    summary = planned.run_dir / "summary.json"
+    summary = RunDir(planned.run_dir).summary
     if exit_code == 130:  # how 'attnlab train' says it was interrupted
         raise KeyboardInterrupt(f"{planned.run_dir} was interrupted; run the same sweep again to resume it")
     if exit_code != 0 or not summary.is_file():
@@ -251,7 +251,7 @@ def _train_process(config: Config, run_dir: Path, prepared_dir: Path, resume_run
 
 
 def _check_same_config(planned: PlannedRun) -> None:
-    saved = flat_config(load_config(planned.run_dir / "config.yaml"))
+    saved = flat_config(load_config(RunDir(planned.run_dir).config))
     differ = sorted(key for key, value in flat_config(planned.config).items() if saved.get(key) != value)
     if differ:
         shown = ", ".join(f"{key}: {saved.get(key)!r} there, {flat_config(planned.config)[key]!r} now"

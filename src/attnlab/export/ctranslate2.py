@@ -29,6 +29,7 @@ from attnlab.decoding.export_layout import (
     ExportError,
 )
 from attnlab.decoding.translator import Translator
+from attnlab.rundir import RunDir
 
 __all__ = ["export_run"]
 
@@ -50,7 +51,7 @@ def _json_or_none(path: Path) -> Any:
 
 def _run_scores(root: Path) -> dict[str, Any]:
     """What the run measured: best validation scores (summary.json) and every evaluation (eval/*/scores.json)."""
-    summary = _json_or_none(root / "summary.json")
+    summary = _json_or_none(RunDir(root).summary)
     evaluations = {path.parent.name: _json_or_none(path) for path in sorted((root / "eval").glob("*/scores.json"))}
     return {"best_validation": summary.get("best") if isinstance(summary, dict) else None,
             "evaluations": evaluations}

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from attnlab.rundir import RunDir
+
 if TYPE_CHECKING:
     from attnlab.config import TrainConfig
 
@@ -27,7 +29,7 @@ class MetricsCSV(Logger):
 
     def __init__(self, run_dir: Path, flush_every: int = 100):
         super().__init__()
-        self.path = Path(run_dir) / "metrics.csv"
+        self.path = RunDir(Path(run_dir)).metrics
         self.flush_every = flush_every
         self._rows: list[dict[str, Any]] = []
         self._columns: list[str] = []
