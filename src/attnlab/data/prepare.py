@@ -4,9 +4,10 @@ Stages, each reading the previous one's files, so that memory does not grow with
 
 1. **text**: stream the corpus; normalise, apply the prefix, empty and length filters; assign each pair
    to its split (by a seeded hash of its source sentence, or by file for Multi30k); append it to
-   ``SPLIT.partial`` together with a 64-bit hash of the pair.
-2. **dedup**: keep the first occurrence of every pair hash (a sort of 8-byte integers, not a set of
-   strings), and the first ``max_train_pairs`` training pairs; write ``SPLIT.txt``.
+   ``SPLIT.partial``, and the 64-bit hashes of the pair and of its source to ``SPLIT.hashes``.
+2. **dedup**: keep the first occurrence of every pair hash, and the first ``max_train_pairs``
+   training pairs; count distinct sources; write ``SPLIT.txt``. Hashes are sorted in buckets of a
+   fixed size, not held in a set of strings (:mod:`attnlab.data.dedup`).
 3. **vocab**: tokenizers and vocabularies from the training text; SentencePiece on an evenly spaced
    sample of at most ``SPM_SAMPLE`` sentences (all of them for corpora below that).
 4. **encode**: every split into memory-mapped id arrays, chunk by chunk.
@@ -22,17 +23,17 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, replace
-from itertools import compress, islice
+from itertools import chain, compress, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from attnlab.data.corpora import RawCorpus, iter_pairs
+from attnlab.data.dedup import distinct_sources, first_occurrences, keep_first
 from attnlab.data.errors import DataError
 from attnlab.data.normalize import get_normalizer, has_english_prefix
 from attnlab.data.store import (
@@ -55,9 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = ["prepare_data", "prepare_texts", "read_splits", "split_of", "CHUNK", "SPM_SAMPLE"]
 
-CHUNK = 50_000  # pairs per chunk of work
+CHUNK = 20_000  # pairs per chunk of work
 SPM_SAMPLE = 1_000_000  # sentences SentencePiece is trained on at most
-_PARALLEL_FROM = 4 * CHUNK  # corpora with more pairs than this are cleaned and encoded by worker processes
+_PARALLEL_FROM = 10 * CHUNK  # corpora with more pairs than this are cleaned and encoded by worker processes
 Progress = Callable[[str], None]
 
 
@@ -100,12 +101,13 @@ def _clean_chunk(pairs: list[TextPair]) -> tuple[list[tuple[str, str, str]], lis
 
 
 class _TextStage:
-    """Stage 1's output: per split, the partial text file and the pair and source hashes."""
+    """Stage 1's output: per split, the partial text file and, in ``SPLIT.hashes``, the hash of every pair
+    and of its source (:mod:`attnlab.data.dedup`)."""
 
     def __init__(self, folder: Path, splits: Iterable[str]):
+        self.folder = folder
         self.files = {s: open(folder / f"{s}.partial", "w", encoding="utf-8", newline="\n") for s in splits}  # noqa: SIM115
-        self.pair_hashes = {s: array("q") for s in self.files}
-        self.source_hashes = {s: array("q") for s in self.files}
+        self.hashes = {s: open(folder / f"{s}.hashes", "wb") for s in self.files}  # noqa: SIM115
 
     def add(self, kept: list[tuple[str, str, str]]) -> None:
         lines: dict[str, list[str]] = {s: [] for s in self.files}
@@ -113,12 +115,13 @@ class _TextStage:
             lines[split].append(f"{src}\t{tgt}\n")
         for split, text in lines.items():
             # Python's string hash: salted per process, but this process computes every one of them
-            self.pair_hashes[split].extend(map(hash, text))
-            self.source_hashes[split].extend(hash(line.split("\t", 1)[0]) for line in text)
+            pairs = np.fromiter(map(hash, text), dtype=np.int64, count=len(text))
+            sources = np.fromiter((hash(line.split("\t", 1)[0]) for line in text), dtype=np.int64, count=len(text))
+            np.stack([pairs, sources], axis=1).tofile(self.hashes[split])
             self.files[split].write("".join(text))
 
     def close(self) -> None:
-        for handle in self.files.values():
+        for handle in (*self.files.values(), *self.hashes.values()):
             handle.close()
 
 
@@ -127,7 +130,7 @@ def _chunks(pairs: Iterator[TextPair], size: int = CHUNK) -> Iterator[list[TextP
         yield chunk
 
 
-def _stage_text(cfg: DataConfig, folder: Path, report: DataReport, workers: int) -> _TextStage:
+def _stage_text(cfg: DataConfig, folder: Path, report: DataReport, workers: int) -> None:
     english = 0 if cfg.src_lang == "en" else 1 if cfg.tgt_lang == "en" else None
     if cfg.prefixes and english is None:
         raise DataError("data.prefixes filters English sentences, but neither side of this direction is 'en'")
@@ -147,7 +150,6 @@ def _stage_text(cfg: DataConfig, folder: Path, report: DataReport, workers: int)
             report.pairs_read += counts.lines - counts.empty_skipped
     finally:
         stage.close()
-    return stage
 
 
 def _sources(cfg: DataConfig) -> Iterator[tuple[str | None, Iterator[TextPair], RawCorpus]]:
@@ -164,30 +166,23 @@ def _sources(cfg: DataConfig) -> Iterator[tuple[str | None, Iterator[TextPair], 
 
 
 # ---------------------------------------------------------------------------------------- stage 2
-def _first_occurrences(hashes: array) -> np.ndarray:
-    """Boolean mask of the first occurrence of every hash, in the original order."""
-    values = np.frombuffer(hashes, dtype=np.int64) if len(hashes) else np.empty(0, dtype=np.int64)
-    _, first = np.unique(values, return_index=True)
-    keep = np.zeros(len(values), dtype=bool)
-    keep[first] = True
-    return keep
-
-
-def _stage_dedup(cfg: DataConfig, folder: Path, stage: _TextStage, report: DataReport) -> None:
+def _stage_dedup(cfg: DataConfig, folder: Path, report: DataReport) -> None:
     for split in SPLITS:
-        dedup = cfg.dedup and (cfg.corpus != "multi30k" or split == "train")
-        keep = _first_occurrences(stage.pair_hashes[split]) if dedup else np.ones(len(stage.pair_hashes[split]), bool)
-        report.removed_duplicates += int((~keep).sum())
+        hashes, keep_path = folder / f"{split}.hashes", folder / f"{split}.keep"
+        keep = first_occurrences(hashes, keep_path, cfg.dedup and (cfg.corpus != "multi30k" or split == "train"))
+        report.removed_duplicates += len(keep) - int(np.count_nonzero(keep))
         if split == "train" and cfg.max_train_pairs is not None:
-            keep[np.flatnonzero(keep)[cfg.max_train_pairs:]] = False
-        sources = np.frombuffer(stage.source_hashes[split], dtype=np.int64) if keep.size else np.empty(0, np.int64)
-        report.split_pairs[split] = int(keep.sum())
-        report.split_sources[split] = int(np.unique(sources[keep]).size)
+            keep_first(keep, cfg.max_train_pairs)
+        report.split_pairs[split] = int(np.count_nonzero(keep))
+        report.split_sources[split] = distinct_sources(hashes, keep)
         partial = folder / f"{split}.partial"
+        flags = chain.from_iterable(keep[i:i + CHUNK].tolist() for i in range(0, len(keep), CHUNK))
         with open(partial, encoding="utf-8", newline="\n") as lines, \
                 open(folder / f"{split}.txt", "w", encoding="utf-8", newline="\n") as out:
-            out.writelines(compress(lines, keep.tolist()))
-        partial.unlink()
+            out.writelines(compress(lines, flags))
+        del keep
+        for path in (partial, hashes, keep_path):
+            path.unlink()
     if not report.split_pairs["train"]:
         raise DataError(_nothing_left(report))
 
@@ -205,8 +200,8 @@ def prepare_texts(cfg: DataConfig, folder: str | Path, workers: int | None = Non
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     report = DataReport()
-    stage = _stage_text(cfg, folder, report, _workers(workers))
-    _stage_dedup(cfg, folder, stage, report)
+    _stage_text(cfg, folder, report, _workers(workers))
+    _stage_dedup(cfg, folder, report)
     return report
 
 
@@ -311,8 +306,11 @@ def _parallel_map(function: Callable[[Any], Any], work: Iterator[Any], workers: 
         return
     # fork: the workers run plain Python on strings, and a user's script needs no __main__ guard
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    items = chain(head, work)
     with context.Pool(workers, initializer=_share, initargs=(shared,)) as pool:
-        yield from pool.imap(function, (item for source in (head, work) for item in source))
+        # a few chunks per worker at a time: reading never runs ahead of the workers by more than that
+        while window := list(islice(items, 2 * workers)):
+            yield from pool.map(function, window)
 
 
 def prepare_data(cfg: DataConfig, directory: str | Path | None = None, workers: int | None = None,
