@@ -13,7 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attnlab.config import Config, ConfigError, config_from_dict, load_config, parse_yaml
+from attnlab.config import Config, ConfigError, config_from_dict, load_config
+from attnlab.config_files import parse_yaml
 from attnlab.data.corpora import RawCorpus, iter_lines, iter_pairs
 from attnlab.data.errors import DataError
 

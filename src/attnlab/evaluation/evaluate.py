@@ -108,6 +108,17 @@ def key_digest(key: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def _with_data_dir(cfg: Config, data_dir: str | None) -> Config:
+    """The run's config reading Multi30k from ``data_dir`` (``--data-dir``), if given."""
+    if not data_dir:
+        return cfg
+    if cfg.data.corpus != "multi30k":
+        raise DataError(f"--data-dir applies to Multi30k runs; this run trained on {cfg.data.corpus!r}")
+    if not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir} does not exist")
+    return replace(cfg, data=replace(cfg.data, data_dir=data_dir))
+
+
 def evaluate_run(run_dir: str | Path, split: str | None = "test", src_file: str | Path | None = None,
                  ref_file: str | Path | None = None, beam: int | None = None, checkpoint: str = "best",
                  batch_size: int = 64, data_dir: str | None = None, backend: str | None = None,
@@ -123,13 +134,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = "test", src_file: str 
         translator.length_penalty = length_penalty
     if length_penalty_form is not None:
         translator.length_penalty_form = length_penalty_form
-    cfg, root = translator.cfg, translator.root or Path(run_dir)  # an export directory has no run
-    if data_dir:
-        if cfg.data.corpus != "multi30k":
-            raise DataError(f"--data-dir applies to Multi30k runs; this run trained on {cfg.data.corpus!r}")
-        if not Path(data_dir).is_dir():
-            raise DataError(f"--data-dir {data_dir} does not exist")
-        cfg = replace(cfg, data=replace(cfg.data, data_dir=data_dir))
+    cfg, root = _with_data_dir(translator.cfg, data_dir), translator.root or Path(run_dir)  # an export has no run
     beam = beam or cfg.decode.beam
     if src_file is not None:
         if ref_file is None:

@@ -33,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from attnlab.config import Config, ConfigError, apply_overrides, config_from_dict, read_yaml_mapping
+from attnlab.config import Config, ConfigError, apply_overrides, config_from_dict
+from attnlab.config_files import read_yaml_mapping
 
 __all__ = ["Suite", "Variant", "load_suite", "RESERVED_NAMES"]
 
