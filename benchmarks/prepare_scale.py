@@ -54,7 +54,7 @@ import json, resource, sys, time
 from attnlab.config import load_config
 from attnlab.data.prepare import prepare_data
 started = time.perf_counter()
-cfg = load_config(None, sys.argv[2:])
+cfg = load_config(None, sys.argv[1:])
 data = prepare_data(cfg.data)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps([["done", time.perf_counter() - started, rss]]))
