@@ -48,9 +48,13 @@ def _train_report(run_dir, summary: dict) -> str:
     best = summary.get("best", {})
     lines = [f"run directory: {run_dir}", f"parameters:    {format_summary(summary['parameters'])}"]
     if best:
-        lines.append(f"best val:      loss {best.get('val/loss', float('nan')):.3f}  "
-                     f"ppl {best.get('val/ppl', float('nan')):.2f}  BLEU {best.get('val/bleu', float('nan')):.2f}  "
-                     f"chrF {best.get('val/chrf', float('nan')):.2f}  (epoch {best.get('epoch')})")
+        nan = float("nan")
+        lines.append(f"best val:      loss {best.get('val/loss', nan):.3f}  ppl {best.get('val/ppl', nan):.2f}  "
+                     f"BLEU {best.get('val/bleu', nan):.2f}  chrF {best.get('val/chrf', nan):.2f}  "
+                     f"(epoch {best.get('epoch')})")
+        if "val/bleu_1ref" in best:  # Tatoeba: the headline scores use every reference of a source
+            lines.append(f"               every reference of a source; against one: BLEU {best['val/bleu_1ref']:.2f}  "
+                         f"chrF {best.get('val/chrf_1ref', nan):.2f}")
     if summary.get("tokens_per_sec"):
         lines.append(f"speed:         {summary['tokens_per_sec']:,.0f} target tokens/s, "
                      f"train time {summary['train_time_s']:.0f} s, peak memory {summary['peak_memory_mb']:,.0f} MB")
