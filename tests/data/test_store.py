@@ -1,4 +1,4 @@
-"""The prepared-data format: memory-mapped arrays and JSON, the same whatever the chunking, and every
+"""The prepared-data format: flat binary arrays and JSON, the same whatever the chunking, and every
 damaged file named in a one-line error."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from attnlab.data.batching import collate, make_batches
 from attnlab.data.cache import cached_prepare, data_key
 from attnlab.data.errors import DataError
 from attnlab.data.prepare import prepare_data
-from attnlab.data.store import open_prepared
+from attnlab.data.store import EncodedSplit, _SplitSide, open_prepared
 
 
 def data_config(tsv: Path, *extra: str):
@@ -52,7 +52,7 @@ def test_one_chunk_or_many_gives_identical_arrays(tsv: Path, tmp_path: Path, mon
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "chunked" / name).read_bytes()
 
 
-def test_memory_mapped_split_gives_the_batches_of_plain_lists(tsv: Path, tmp_path: Path) -> None:
+def test_split_on_disk_gives_the_batches_of_plain_lists(tsv: Path, tmp_path: Path) -> None:
     data = prepare_data(data_config(tsv), tmp_path / "p")
     train = data.encoded["train"]
     assert isinstance(train.side_ids(0), np.memmap)
@@ -77,6 +77,36 @@ def test_dedup_and_split_match_the_texts(tsv: Path, tmp_path: Path) -> None:
     sources = {split: {s for s, _ in once.texts[split]} for split in ("train", "val", "test")}
     assert not sources["train"] & (sources["val"] | sources["test"])
     assert once.report.split_sources == {split: len(s) for split, s in sources.items()}
+
+
+def test_lengths_read_in_chunks_and_a_split_reopened_elsewhere(tsv: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    data = prepare_data(data_config(tsv), tmp_path / "p")
+    train = data.encoded["train"]
+    expected = [len(s) for s, _ in train], [len(t) for _, t in train]
+    monkeypatch.setattr(_SplitSide, "_CHUNK", 7)  # offsets measured 7 at a time, across many chunk borders
+    again = EncodedSplit(tmp_path / "p", "train", train.vocab_sizes)
+    assert (again.src_lengths.tolist(), again.tgt_lengths.tolist()) == expected
+    copy = pickle.loads(pickle.dumps(again))  # what a spawned worker receives: the files' names, not their ids
+    assert len(pickle.dumps(again)) < 1000 and [t.tolist() for _, t in copy] == [t.tolist() for _, t in train]
+
+
+@pytest.mark.parametrize("damage", ["first offset not 0", "offsets decrease", "offsets past the ids"])
+def test_damaged_offsets_are_named(tsv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    folder = tmp_path / "p"
+    prepare_data(data_config(tsv), folder)
+    monkeypatch.setattr(_SplitSide, "_CHUNK", 5)
+    path = folder / "train.tgt.off"
+    offsets = np.fromfile(path, dtype="<i8")
+    if damage == "first offset not 0":
+        offsets[0] = 1
+    elif damage == "offsets decrease":
+        offsets[len(offsets) // 2] = offsets[len(offsets) // 2 + 1] + 1
+    else:
+        offsets[-1] += 1
+    offsets.tofile(path)
+    with pytest.raises(DataError, match=r"train\.tgt\.off is corrupt: its offsets do not describe .*train\.tgt\.ids"):
+        EncodedSplit(folder, "train", (10**6, 10**6))
 
 
 def test_damaged_files_are_named(tsv: Path, tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""Prepared data on disk: token ids in memory-mapped arrays, everything else in JSON. No pickle.
+"""Prepared data on disk: token ids in flat binary arrays, everything else in JSON. No pickle.
 
 A prepared-data folder holds one data config's corpus, encoded, in a form that opens in constant
-memory whatever the corpus size (the arrays are memory-mapped, so only the pages a batch touches are
-read) and that cannot run code when opened::
+memory whatever the corpus size (only the lengths are read when it opens; a pair's ids are read when
+a batch needs them) and that cannot run code when opened::
 
     index.json                   format and version, the data config, the preparation report, the
                                  tokenizer kind, normalisation, per split its pair and token counts,
@@ -20,6 +20,7 @@ keeps its own copy of what translation needs (vocabularies, SentencePiece models
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,32 +59,38 @@ class DataReport:
 
 
 class EncodedSplit(Sequence[tuple[np.ndarray, np.ndarray]]):
-    """One split's pairs of id arrays, read from memory-mapped files; ``split[i]`` is ``(src_ids, tgt_ids)``.
+    """One split's pairs of id arrays on disk; ``split[i]`` is ``(src_ids, tgt_ids)``.
 
-    Lengths come from the offsets alone, so batching never reads the ids. Each pair read is checked
-    against the vocabulary sizes, so a damaged file is named rather than fed to a model.
+    A pair is read with two positioned reads per side (its offsets, then its ids), so the process
+    holds only the lengths (4 bytes per pair and side, for batching), never the files: memory-mapping
+    them would let every page a batch touches, and the pages around it, count towards the process's
+    memory until the whole corpus sits there. Each pair read is checked against the vocabulary sizes,
+    so a damaged file is named rather than fed to a model.
     """
 
     def __init__(self, folder: Path, name: str, vocab_sizes: tuple[int, int]):
         self.folder, self.name = folder, name
-        self._sides = [_open_side(folder, name, side) for side in ("src", "tgt")]
+        self._sides = [_SplitSide(folder / f"{name}.{side}.ids", folder / f"{name}.{side}.off")
+                       for side in ("src", "tgt")]
         self.vocab_sizes = vocab_sizes
-        self.src_lengths, self.tgt_lengths = (np.diff(off).astype(np.int32) for _, off in self._sides)
+        self.src_lengths, self.tgt_lengths = (side.lengths for side in self._sides)
+
+    def __reduce__(self) -> tuple:  # opened again from its files in another process, not copied
+        return EncodedSplit, (self.folder, self.name, self.vocab_sizes)
 
     def __len__(self) -> int:
         return len(self.src_lengths)
 
     def side_ids(self, side: int) -> np.ndarray:
-        """Every token id of one side (0 source, 1 target), end to end, memory-mapped."""
-        return self._sides[side][0]
+        """Every token id of one side (0 source, 1 target), end to end, memory-mapped (for one pass over all)."""
+        path = self._sides[side].ids_path
+        return np.memmap(path, dtype=IDS, mode="r") if path.stat().st_size else np.empty(0, IDS)
 
     def _side(self, side: int, index: int) -> np.ndarray:
-        ids, off = self._sides[side]
-        ids = np.asarray(ids[off[index]:off[index + 1]])
+        ids = self._sides[side].read(index)
         if ids.size and (int(ids.max()) >= self.vocab_sizes[side] or int(ids.min()) < 0):
-            path = self.folder / f"{self.name}.{('src', 'tgt')[side]}.ids"
-            raise DataError(f"{path} is corrupt: sentence {index} holds ids outside the vocabulary; delete "
-                            f"{self.folder} to prepare again")
+            raise DataError(f"{self._sides[side].ids_path} is corrupt: sentence {index} holds ids outside the "
+                            f"vocabulary; delete {self.folder} to prepare again")
         return ids
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
@@ -96,21 +103,55 @@ class EncodedSplit(Sequence[tuple[np.ndarray, np.ndarray]]):
         return (self[i] for i in range(len(self)))
 
 
-def _open_side(folder: Path, split: str, side: str) -> tuple[np.ndarray, np.ndarray]:
-    ids_path, off_path = folder / f"{split}.{side}.ids", folder / f"{split}.{side}.off"
-    ids, off = _map(ids_path, IDS), np.asarray(_map(off_path, OFFSETS))
-    if off.size == 0 or off[0] != 0 or off[-1] != ids.size or bool((np.diff(off) < 0).any()):
-        raise DataError(f"{off_path} is corrupt: its offsets do not describe {ids_path}; delete {folder} to prepare "
-                        "again")
-    return ids, off
+class _SplitSide:
+    """One side's ``.ids`` and ``.off`` files: checked and measured when opened (offsets streamed in
+    chunks), then read one sentence at a time at its position."""
+
+    _CHUNK = 1 << 20  # offsets per read when measuring
+
+    def __init__(self, ids_path: Path, off_path: Path):
+        self.ids_path, self.off_path = ids_path, off_path
+        id_count, offset_count = _count(ids_path, IDS), _count(off_path, OFFSETS)
+        self._ids, self._off = open(ids_path, "rb", buffering=0), open(off_path, "rb", buffering=0)  # noqa: SIM115
+        self.lengths = np.empty(max(offset_count - 1, 0), dtype=np.int32)  # sentence i: off[i + 1] - off[i]
+        previous, valid = None, offset_count > 0
+        for first in range(0, offset_count, self._CHUNK):
+            block = np.frombuffer(_read_at(self._off, min(self._CHUNK, offset_count - first) * OFFSETS.itemsize,
+                                           first * OFFSETS.itemsize), OFFSETS)
+            steps = np.diff(block) if previous is None else np.diff(block, prepend=previous)
+            if (previous is None and block[0] != 0) or bool((steps < 0).any()):
+                valid = False
+                break
+            written = 0 if previous is None else first - 1
+            self.lengths[written:written + len(steps)] = steps
+            previous = block[-1]
+        if not valid or previous != id_count:
+            raise DataError(f"{off_path} is corrupt: its offsets do not describe {ids_path}; delete "
+                            f"{ids_path.parent} to prepare again")
+
+    def read(self, index: int) -> np.ndarray:
+        start, end = np.frombuffer(_read_at(self._off, 2 * OFFSETS.itemsize, index * OFFSETS.itemsize), OFFSETS)
+        return np.frombuffer(_read_at(self._ids, int(end - start) * IDS.itemsize, int(start) * IDS.itemsize), IDS)
 
 
-def _map(path: Path, dtype: np.dtype) -> np.ndarray:
+def _read_at(file: IO[bytes], size: int, position: int) -> bytes:
+    """``size`` bytes at ``position``, without moving a shared file position where the system allows it."""
+    if hasattr(os, "pread"):
+        data = os.pread(file.fileno(), size, position)
+    else:  # Windows
+        file.seek(position)
+        data = file.read(size)
+    if len(data) != size:
+        raise DataError(f"{file.name} is truncated: {size} bytes at byte {position} asked, {len(data)} there")
+    return data
+
+
+def _count(path: Path, dtype: np.dtype) -> int:
     size = path.stat().st_size
     if size % dtype.itemsize:
         raise DataError(f"{path} is truncated ({size} bytes is not a whole number of {dtype} values); delete "
                         f"{path.parent} to prepare again")
-    return np.memmap(path, dtype=dtype, mode="r") if size else np.empty(0, dtype=dtype)
+    return size // dtype.itemsize
 
 
 class SplitWriter:
@@ -174,7 +215,7 @@ def read_text_lines(path: Path) -> Iterator[str]:
 
 @dataclass
 class PreparedData:
-    """A prepared corpus: encoded splits (memory-mapped), their normalised text, tokenizers and vocabularies.
+    """A prepared corpus: encoded splits (read from disk as needed), their normalised text, tokenizers and vocabularies.
 
     ``encoded[split]`` is an :class:`EncodedSplit`; ``texts[split]`` the list of normalised
     ``(source, target)`` pairs in the same order (read on first use). ``directory`` is the folder the
@@ -255,7 +296,7 @@ def read_index(folder: Path) -> dict[str, Any]:
 
 
 def open_prepared(folder: str | Path, keep: Any = None) -> PreparedData:
-    """Open a prepared-data folder: vocabularies and tokenizers loaded, the id arrays memory-mapped."""
+    """Open a prepared-data folder: vocabularies and tokenizers loaded, the id files opened (not read)."""
     folder = Path(folder)
     index = read_index(folder)
     try:
