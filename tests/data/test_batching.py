@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
-from attnlab.data.batching import batch_cost, collate, make_batches, padding_share
+from attnlab.data.batching import batch_cost, collate, length_order, make_batches, padding_share
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -67,3 +68,15 @@ def test_collate_pads_and_shifts() -> None:
     assert batch.src_mask.tolist() == [[True, True, True], [True, False, False]]
     assert batch.tgt_mask.sum().item() == batch.num_tgt_tokens == 7
     assert torch.equal(batch.indices, torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("longest", [12, 3_000_000_000])  # a 64-bit key per pair; lexsort when it would overflow
+def test_length_order_is_the_lexicographic_sort(longest: int) -> None:
+    rng = np.random.default_rng(0)
+    src = rng.integers(1, 13, 5_000)
+    tgt = rng.integers(1, 13, 5_000)
+    tgt[0] = longest
+    tie_break = np.random.default_rng(7).permutation(5_000)
+    expected = np.lexsort((tie_break, src, tgt)).tolist()
+    assert length_order(src, tgt, np.random.default_rng(7)).tolist() == expected
+    assert length_order(src, tgt, None).tolist() == np.lexsort((np.arange(5_000), src, tgt)).tolist()
