@@ -29,10 +29,10 @@ __all__ = ["RunError", "RunDir", "RunLock", "open_run", "create_run", "run_of_ch
            "cell_number", "CHECKPOINT_NAMES", "TEXT_PIPELINE_FILES"]
 
 CHECKPOINT_NAMES = ("best", "last", "init")
-# what turning raw text into ids and back needs (a run's, an export's); the SentencePiece models exist
-# only for that tokenizer
-TEXT_PIPELINE_FILES = ("config.yaml", "data.json", "src_vocab.json", "tgt_vocab.json", "spm_src.model",
-                       "spm_tgt.model")
+_CONFIG, _DATA_JSON, _SRC_VOCAB, _TGT_VOCAB = "config.yaml", "data.json", "src_vocab.json", "tgt_vocab.json"
+_SPM_MODELS = {"src": "spm_src.model", "tgt": "spm_tgt.model"}  # exist only with the SentencePiece tokenizer
+# what turning raw text into ids and back needs (a run's, an export's)
+TEXT_PIPELINE_FILES = (_CONFIG, _DATA_JSON, _SRC_VOCAB, _TGT_VOCAB, *_SPM_MODELS.values())
 
 
 class RunError(ValueError):
@@ -45,10 +45,10 @@ class RunDir:
 
     root: Path
 
-    config = property(lambda self: self.root / TEXT_PIPELINE_FILES[0])
-    data_json = property(lambda self: self.root / TEXT_PIPELINE_FILES[1])
-    src_vocab = property(lambda self: self.root / TEXT_PIPELINE_FILES[2])
-    tgt_vocab = property(lambda self: self.root / TEXT_PIPELINE_FILES[3])
+    config = property(lambda self: self.root / _CONFIG)
+    data_json = property(lambda self: self.root / _DATA_JSON)
+    src_vocab = property(lambda self: self.root / _SRC_VOCAB)
+    tgt_vocab = property(lambda self: self.root / _TGT_VOCAB)
     prepared = property(lambda self: self.root / "prepared")
     checkpoints = property(lambda self: self.root / "checkpoints")
     init = property(lambda self: self.root / "checkpoints" / "init.pt")
@@ -64,7 +64,7 @@ class RunDir:
 
     def spm(self, side: str) -> Path:
         """The SentencePiece model of ``side`` (``src`` or ``tgt``)."""
-        return self.root / TEXT_PIPELINE_FILES[4 if side == "src" else 5]
+        return self.root / _SPM_MODELS[side]
 
     def checkpoint(self, name: str) -> Path:
         """``best``, ``last`` or ``init``; ``best`` falls back to ``last`` when the run has no best yet."""

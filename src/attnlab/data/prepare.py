@@ -105,7 +105,6 @@ class _TextStage:
     and of its source (:mod:`attnlab.data.dedup`)."""
 
     def __init__(self, folder: Path, splits: Iterable[str]):
-        self.folder = folder
         self.files = {s: open(folder / f"{s}.partial", "w", encoding="utf-8", newline="\n") for s in splits}  # noqa: SIM115
         self.hashes = {s: open(folder / f"{s}.hashes", "wb") for s in self.files}  # noqa: SIM115
 

@@ -110,7 +110,7 @@ class _SplitSide:
     _CHUNK = 1 << 20  # offsets per read when measuring
 
     def __init__(self, ids_path: Path, off_path: Path):
-        self.ids_path, self.off_path = ids_path, off_path
+        self.ids_path = ids_path
         id_count, offset_count = _count(ids_path, IDS), _count(off_path, OFFSETS)
         self._ids, self._off = open(ids_path, "rb", buffering=0), open(off_path, "rb", buffering=0)  # noqa: SIM115
         self.lengths = np.empty(max(offset_count - 1, 0), dtype=np.int32)  # sentence i: off[i + 1] - off[i]

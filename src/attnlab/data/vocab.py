@@ -57,12 +57,11 @@ class Vocabulary:
 
     def encode_flat(self, tokens: list[str]) -> np.ndarray:
         """Tokens to an int32 array of ids (unknown tokens to ``<unk>``), looked up in C rather than per token."""
-        ids = np.fromiter(map(self._lookup.__getitem__, tokens), dtype=np.int32, count=len(tokens))
-        return ids
+        return np.fromiter(map(self._lookup.__getitem__, tokens), dtype=np.int32, count=len(tokens))
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         """Tokens to ids; unknown tokens map to ``<unk>``."""
-        return [self.stoi.get(token, UNK_ID) for token in tokens]
+        return [self._lookup[token] for token in tokens]
 
     def decode(self, ids: Iterable[int], strip_specials: bool = True) -> list[str]:
         """Ids to tokens, stopping at ``<eos>``; ``<pad>``/``<bos>`` are dropped when ``strip_specials``."""

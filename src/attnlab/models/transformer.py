@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TransformerState", "Transformer", "build_transformer"]
 
+
 def _pick(kvs: tuple[KeyValue, ...], index: Tensor) -> tuple[KeyValue, ...]:
     return tuple((k.index_select(0, index), v.index_select(0, index)) for k, v in kvs)
 
