@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -9,13 +10,14 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from attnlab.experiments.sweep import run_state, run_sweep
 from attnlab.models.summary import format_count
-from attnlab.rundir import RunError
+from attnlab.rundir import RunDir, RunError, RunLock
 
 SUITE = """
 description: two tiny variants
@@ -98,6 +100,34 @@ def test_sweep_survives_a_kill_and_resumes_through_the_cli(tatoeba_tsv: Path, tm
         assert format_count(summary["parameters"]["total"]) in size_row and f"{test['chrf']:.2f}" in scores_row
     assert report["variants"][1]["differences"] == ["model.attention=dot"]
     assert 0 < report["variants"][1]["p_bleu"][0] <= 1 and (out / "report" / "report.html").is_file()
+
+
+def test_sigterm_stops_the_sweep_and_the_runs_it_trains(tatoeba_tsv: Path, tmp_path: Path) -> None:
+    """SIGTERM reaches only the sweep's process; it passes it on, so that no run trains on as an orphan
+    holding its run directory (a sweep run again would find it 'in use')."""
+    suite, out = tmp_path / "tiny.yaml", tmp_path / "sweep"
+    suite.write_text(SUITE.format(tsv=tatoeba_tsv), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sweep = subprocess.Popen([sys.executable, "-m", "attnlab", "sweep", str(suite), "--out", str(out),
+                              "--set", "train.epochs=10000", "--set", "train.num_threads=1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                             start_new_session=True)
+    try:
+        checkpoint = out / "plain" / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and sweep.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert checkpoint.exists(), f"no checkpoint; the sweep ended with {sweep.poll()}"
+        sweep.send_signal(signal.SIGTERM)
+        _, stderr = sweep.communicate(timeout=300)
+    finally:  # whatever failed, leave no training behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 130 and "sweep interrupted" in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert run_state(out / "plain") == "resume" and not (out / "dot").exists()
+    with RunLock(RunDir(out / "plain")):
+        pass  # free: the run's process ended with the sweep
 
 
 def test_run_states(tmp_path: Path) -> None:

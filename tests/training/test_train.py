@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 
 from attnlab.checkpoints import model_state
 from attnlab.config import ConfigError, load_config
-from attnlab.rundir import RunError
+from attnlab.rundir import RunDir, RunError, RunLock
 from attnlab.training.run import resume, train
 
 RUN_FILES = ["config.yaml", "data.json", "src_vocab.json", "tgt_vocab.json", "metrics.csv", "perf.csv",
@@ -101,6 +102,35 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_tsv: Path, tmp_path: P
     assert summary["epochs"] == 4 and not summary["interrupted"]
     assert (run_dir / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
     assert len((run_dir / "perf.csv").read_text().splitlines()) == 1 + 4  # header + one row per epoch
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until ``path`` exists (or the process ends, or the generous timeout passes)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert path.exists(), f"{path} did not appear; the process ended with {process.poll()}"
+
+
+def test_sigterm_stops_training_with_its_checkpoint_and_a_resume_hint(tiny_tsv: Path, tmp_path: Path) -> None:
+    """'kill PID' (or a scheduler's time limit) stops training as Ctrl-C does: exit 130, the last
+    checkpoint kept, the lock released, the command to continue printed; never a silent exit 0."""
+    run_dir, config = tmp_path / "run", tmp_path / "long.yaml"
+    config.write_text("train:\n  epochs: 10000\n", encoding="utf-8")
+    sets = [arg for o in tiny_overrides(tiny_tsv, epochs=10_000) for arg in ("--set", o)]
+    command = [sys.executable, "-m", "attnlab", "train", str(config), *sets, "--run-dir", str(run_dir)]
+    training = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(run_dir / "checkpoints" / "last.ckpt", training)
+        training.send_signal(signal.SIGTERM)
+        _, stderr = training.communicate(timeout=300)
+    finally:  # whatever failed, leave no training behind
+        training.kill()
+    assert training.returncode == 130, stderr[-2000:]
+    assert f"attnlab train --resume {run_dir}" in stderr and "Traceback" not in stderr
+    assert not (run_dir / "summary.json").exists() and (run_dir / "checkpoints" / "last.ckpt").stat().st_size > 0
+    with RunLock(RunDir(run_dir)):
+        pass  # free: no process trains on
 
 
 def load_metrics_steps(path: Path) -> float:

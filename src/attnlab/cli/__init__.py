@@ -6,8 +6,8 @@ when it runs, so ``attnlab --help`` loads neither torch nor Lightning nor matplo
 
 Every failure caused by input or environment prints one line, ``attnlab: error: ...``, naming what
 and where, and exits non-zero: 2 for a mistake in the command, its config or its files, 1 for the
-machine (a full or read-only disk), 130 for Ctrl-C. A closed pipe (``attnlab translate ... | head``)
-is not an error.
+machine (a full or read-only disk), 130 for Ctrl-C (and SIGTERM to ``train`` or ``sweep``). A closed
+pipe (``attnlab translate ... | head``) is not an error.
 """
 
 from __future__ import annotations

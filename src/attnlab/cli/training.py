@@ -28,7 +28,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         run, summary = start()
     except (KeyboardInterrupt, SystemExit) as stop:
-        # Lightning shuts down gracefully on Ctrl-C and then exits with status 1: say what to do next.
+        # Lightning shuts down gracefully on Ctrl-C and then exits with status 1; SIGTERM arrives as a
+        # KeyboardInterrupt (attnlab.training.run): say what to do next.
         if isinstance(stop, SystemExit) and stop.code in (0, None):
             raise
         print(f"attnlab: training interrupted; the run keeps its last checkpoint. Continue with:\n"

@@ -27,6 +27,10 @@ mixed in. Each run is evaluated on val and test (beam from its config) as soon a
 its own process. With ``jobs`` > 1 several runs train at once; with ``reuse``, a run whose exact
 config already finished in another sweep is a symbolic link to that run instead of a new training
 (several suites share their baseline).
+
+Ctrl-C reaches the sweep and its runs alike; SIGTERM (``kill PID``, a scheduler's time limit) reaches
+only the sweep, which passes it on to the runs in training and stops as on Ctrl-C, so that no run
+trains on as an orphan holding its run directory.
 """
 
 from __future__ import annotations
@@ -34,10 +38,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -119,7 +126,7 @@ def run_sweep(
                            "launcher and compare the runs with 'attnlab compare'")
     finished = _finished_runs(Path(reuse), out) if reuse is not None else {}
     _prepare_all(plan, out, finished)
-    with ThreadPoolExecutor(jobs) as pool:  # threads that each start a process and wait for it
+    with _stop_on_sigterm(), ThreadPoolExecutor(jobs) as pool:  # threads that each start a process, wait for it
         futures = [pool.submit(_train_one, planned, out, finished) for planned in plan]
         try:
             for number, (planned, future) in enumerate(zip(plan, futures, strict=True), start=1):
@@ -192,6 +199,43 @@ def _several_devices(config: Config) -> bool:
     return str(config.train.devices) != "1"
 
 
+_training: set[int] = set()  # the pids of the training processes started and not yet ended
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """While the block runs, SIGTERM to this process is passed on to the runs in training and then raised
+    here as a KeyboardInterrupt (only the main thread can handle signals; elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        for pid in list(_training):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        raise KeyboardInterrupt("the sweep received SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tracked(pid: int, wait: Callable[[], int | None]) -> Callable[[], int | None]:
+    """``wait`` for a training process, listed in ``_training`` until it has ended."""
+    _training.add(pid)
+
+    def wait_and_forget() -> int | None:
+        try:
+            return wait()
+        finally:
+            _training.discard(pid)
+
+    return wait_and_forget
+
+
 def _train_in_fresh_process(planned: PlannedRun, prepared_dir: Path, resume_run: bool) -> dict:
     """Train (or resume) ``planned`` in a process of its own and return the summary it wrote."""
     start = _start_command if _several_devices(planned.config) else _start_spawned
@@ -222,7 +266,7 @@ def _start_spawned(planned: PlannedRun, prepared_dir: Path, resume_run: bool) ->
         process.join()
         return process.exitcode
 
-    return wait
+    return _tracked(process.pid, wait)
 
 
 def _start_command(planned: PlannedRun, prepared_dir: Path, resume_run: bool) -> Callable[[], int | None]:
@@ -237,15 +281,19 @@ def _start_command(planned: PlannedRun, prepared_dir: Path, resume_run: bool) ->
         save_config(planned.config, config_file)
         command += [str(config_file), "--run-dir", str(planned.run_dir), "--data-cache", str(prepared_dir)]
     env = {key: value for key, value in os.environ.items() if key != "ATTNLAB_RUN_DIR"}
-    return subprocess.Popen(command, env=env).wait
+    process = subprocess.Popen(command, env=env)
+    return _tracked(process.pid, process.wait)
 
 
 def _train_process(config: Config, run_dir: Path, prepared_dir: Path, resume_run: bool) -> None:
     """The body of the spawned process: train (or resume), then evaluate on val and test, in this process."""
-    if resume_run:
-        _, summary = resume(run_dir)
-    else:
-        _, summary = train(config, run_dir, data_cache=prepared_dir)
+    try:
+        if resume_run:
+            _, summary = resume(run_dir)
+        else:
+            _, summary = train(config, run_dir, data_cache=prepared_dir)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM passed on by the sweep; the run keeps its last checkpoint
+        sys.exit(130)
     if not summary.get("interrupted"):
         _evaluate(run_dir)
 

@@ -4,7 +4,9 @@ Everything that can be checked is checked before the first step: the config (whe
 the machine (a GPU asked for and absent), the data files, the data against the model (positions),
 the run directory (free, writable, not in use), and on resume that the checkpoint fits the model and
 vocabulary. A run that fails before training starts leaves no folder behind. While a process trains,
-the run directory is locked (:class:`attnlab.rundir.RunLock`).
+the run directory is locked (:class:`attnlab.rundir.RunLock`). Ctrl-C and SIGTERM both stop training
+with a ``KeyboardInterrupt`` (Lightning exits on the first and raises its own exception on the
+second), and the run keeps its last checkpoint.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from attnlab.checkpoints import check_state_dict, load_checkpoint, model_state
 from attnlab.config import Config, ConfigError, load_config, monitor_mode, save_config
@@ -141,8 +144,11 @@ def _fit(cfg: Config, run: RunDir, data: PreparedData, ckpt_path: Path | None) -
         warnings.filterwarnings("ignore", ".*deterministic.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
-        trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
-                    weights_only=True if ckpt_path else None)
+        try:
+            trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                        weights_only=True if ckpt_path else None)
+        except SIGTERMException as stop:  # 'kill PID', a scheduler's time limit: Lightning stopped as on Ctrl-C
+            raise KeyboardInterrupt("training received SIGTERM") from stop
     if not trainer.is_global_zero:
         return {}
     return _write_summary(cfg, run, data, model, trainer)
