@@ -40,12 +40,14 @@ def seed_band(curves: Sequence[tuple[list[float], list[float]]],
 
     Epochs are shared x values; other axes (time, steps) differ between seeds, so each curve is
     interpolated onto a common grid, never beyond its own last point (a run that stopped early
-    leaves the mean to the others).
+    leaves the mean to the others). The grid starts where every seed has its first point: a seed
+    whose first epoch took longer would otherwise join the mean late, and the curve jump back.
     """
     curves = [(np.asarray(xs, float), np.asarray(ys, float)) for xs, ys in curves if len(xs)]
     if not curves:
         raise ValueError("no points to draw")
-    grid = np.unique(np.concatenate([xs for xs, _ in curves]))
+    start = max(xs[0] for xs, _ in curves)
+    grid = np.unique(np.concatenate([xs[xs >= start] for xs, _ in curves]))
     if len(grid) > points:
         grid = np.linspace(grid[0], grid[-1], points)
     values = np.full((len(curves), len(grid)), np.nan)
