@@ -16,6 +16,7 @@ from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences
 from attnlab.evaluation.scores import reference_streams
 from attnlab.experiments.compare import compare_runs, group_name
+from attnlab.experiments.tables import equal_time_table
 from attnlab.training.run import train
 
 
@@ -65,6 +66,8 @@ def test_report_table_seeds_and_p_values(runs: list[Path], tmp_path: Path, monke
     for name in ("curves-epoch.png", "curves-time.png", "attention/dot-cross.png"):
         assert (tmp_path / "report" / name).is_file(), name
     assert "plain-seed42: no cross-attention map" in markdown  # an RNN without attention has none to draw
+    equal_time = markdown.split("At equal training time")[1].split("## ")[0]
+    assert sum(line.startswith(("| plain |", "| dot |")) for line in equal_time.splitlines()) == 2
     translations = markdown.split("## Translations")[1].split("## Cross-attention")[0]
     assert translations.count("| reference |") == 5  # five test sentences, each translated by every run
     for name in ("plain-seed42", "plain-seed43", "dot"):
@@ -90,3 +93,16 @@ def test_cli(runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "baseline 'c' is not one of the compared variants ['plain']" in capsys.readouterr().err
     assert main(["compare", str(runs[0]), str(runs[2]), "--out", str(out), "--names", "x,x"]) == 2
     assert "differ in ['model.attention']" in capsys.readouterr().err
+
+
+def test_equal_time_table_compares_variants_at_the_same_training_time() -> None:
+    curves = {"rnn": [[(100.0, 10.0), (200.0, 20.0), (300.0, 25.0), (400.0, 24.0)],
+                      [(120.0, 12.0), (240.0, 22.0), (360.0, 26.0)]],
+              "transformer": [[(50.0, 5.0), (100.0, 30.0), (150.0, 40.0), (400.0, 45.0)],
+                              [(90.0, 1.0), (180.0, 35.0)]]}
+    table = equal_time_table(curves)
+    assert table.header == ["variant", "45 s", "90 s", "135 s", "180 s"]  # quarters of the shortest run (180 s)
+    rnn, transformer = table.rows
+    assert rnn == ["rnn", "–", "–", "11.00 ± 1.41", "11.00 ± 1.41"]  # at 90 s neither seed has validated
+    assert transformer == ["transformer", "–", "3.00 ± 2.83", "15.50 ± 20.51", "37.50 ± 3.54"]
+    assert equal_time_table({"rnn": [[]]}) is None

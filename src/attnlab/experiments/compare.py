@@ -34,8 +34,15 @@ from attnlab.evaluation.references import GroupedReferences, spread_rows
 from attnlab.evaluation.significance import DEFAULT_SAMPLES, PairedResult, paired_bootstrap
 from attnlab.experiments.attention_summary import cross_attention_summary
 from attnlab.experiments.run_results import RunResults, flat_config, load_run_results, timed_metrics
-from attnlab.experiments.tables import SIGNIFICANCE, attention_table, scores_table, size_table, variant_row
-from attnlab.rundir import RunError
+from attnlab.experiments.tables import (
+    SIGNIFICANCE,
+    attention_table,
+    equal_time_table,
+    scores_table,
+    size_table,
+    variant_row,
+)
+from attnlab.rundir import RunError, cell_number
 from attnlab.viz import plot_curves, save_figure
 from attnlab.viz.report import Block, Image, Preformatted, Section, Table, write_report
 
@@ -196,7 +203,20 @@ def _curves_section(groups: Groups, out: Path) -> Section:
         seeds = " (mean over seeds, the band from the lowest to the highest seed)" if any(
             len(names) > 1 for names in variants.values()) else ""
         blocks.append(Image(path, f"Training loss, validation loss, perplexity and BLEU against {what}{seeds}."))
+    table = equal_time_table({name: [_timed_points(rows[run.name], "val/bleu") for run in runs]
+                              for name, runs in groups.items()})
+    if table is not None:
+        blocks += ["At equal training time: the best validation BLEU (as logged during training, greedy) that "
+                   "each variant reached within the same training wall time (validation included, as on the "
+                   "curves' time axis), at a quarter, half, three quarters and all of the shortest run's time.",
+                   table]
     return Section("Training curves", blocks)
+
+
+def _timed_points(rows: list[dict[str, Any]], metric: str) -> list[tuple[float, float]]:
+    """``(seconds, value)`` of ``metric`` in rows from :func:`timed_metrics`, in time order."""
+    return sorted((row["time"], value) for row in rows
+                  if row.get("time") is not None and (value := cell_number(row.get(metric))) is not None)
 
 
 def _sentence_sections(groups: Groups, baseline: str, texts: Texts, count: int, out: Path) -> list[Section]:

@@ -23,7 +23,7 @@ from attnlab.models.summary import format_count
 from attnlab.viz.report import Table
 
 __all__ = ["config_differences", "variant_row", "number_cell", "size_table", "scores_table", "attention_table",
-           "SIGNIFICANCE"]
+           "equal_time_table", "SIGNIFICANCE"]
 
 SIGNIFICANCE = 0.05
 Tests = list[dict[str, PairedResult] | None]
@@ -126,3 +126,24 @@ def attention_table(summaries: dict[str, list[list[dict[str, Any]]]]) -> Table |
             cells = [number_cell([r[name] if r else None for r in per_run], 3) for name in SUMMARY_STATS]
             body.append([variant, f"{layer}.{head}", *cells])
     return Table(header, body) if body else None
+
+
+def equal_time_table(curves: dict[str, list[list[tuple[float, float]]]]) -> Table | None:
+    """The best validation score each variant reached within the same training wall time: at a quarter,
+    half, three quarters and all of the shortest run's time, where every run is still training.
+
+    ``curves[variant]``: per run, ``(seconds, score)`` at each validation. A cell is mean ± sd over the
+    seeds, or '–' where a seed had not validated yet (a mean over fewer seeds would mislead).
+    """
+    ends = [points[-1][0] for runs in curves.values() for points in runs if points]
+    if not ends:
+        return None
+    times = [min(ends) * share for share in (0.25, 0.5, 0.75, 1.0)]
+    body = []
+    for variant, runs in curves.items():
+        cells = []
+        for limit in times:
+            best = [max((score for seconds, score in points if seconds <= limit), default=None) for points in runs]
+            cells.append(number_cell(best, 2) if None not in best else "–")
+        body.append([variant, *cells])
+    return Table(["variant", *(f"{limit:,.0f} s" for limit in times)], body)
