@@ -42,8 +42,8 @@ from attnlab.experiments.tables import (
     size_table,
     variant_row,
 )
-from attnlab.rundir import RunError, cell_number
-from attnlab.viz import plot_curves, save_figure
+from attnlab.rundir import RunError
+from attnlab.viz import metric_points, plot_curves, save_figure
 from attnlab.viz.report import Block, Image, Preformatted, Section, Table, write_report
 
 __all__ = ["compare_runs", "group_name"]
@@ -203,20 +203,14 @@ def _curves_section(groups: Groups, out: Path) -> Section:
         seeds = " (mean over seeds, the band from the lowest to the highest seed)" if any(
             len(names) > 1 for names in variants.values()) else ""
         blocks.append(Image(path, f"Training loss, validation loss, perplexity and BLEU against {what}{seeds}."))
-    table = equal_time_table({name: [_timed_points(rows[run.name], "val/bleu") for run in runs]
-                              for name, runs in groups.items()})
+    table = equal_time_table({name: [list(zip(*metric_points(rows[run.name], "val/bleu", x="time"), strict=True))
+                                     for run in runs] for name, runs in groups.items()})
     if table is not None:
         blocks += ["At equal training time: the best validation BLEU (as logged during training, greedy) that "
                    "each variant reached within the same training wall time (validation included, as on the "
                    "curves' time axis), at a quarter, half, three quarters and all of the shortest run's time.",
                    table]
     return Section("Training curves", blocks)
-
-
-def _timed_points(rows: list[dict[str, Any]], metric: str) -> list[tuple[float, float]]:
-    """``(seconds, value)`` of ``metric`` in rows from :func:`timed_metrics`, in time order."""
-    return sorted((row["time"], value) for row in rows
-                  if row.get("time") is not None and (value := cell_number(row.get(metric))) is not None)
 
 
 def _sentence_sections(groups: Groups, baseline: str, texts: Texts, count: int, out: Path) -> list[Section]:
