@@ -8,9 +8,12 @@ Every figure comes from a fresh process, since a process's peak resident set siz
   step the minor page faults and kernel CPU time (memory the allocator gives back to the system and
   takes again is faulted in and zeroed by the kernel each time);
 - ``stages``: the same work done by hand, with the resident size after each stage (imports, data,
-  model and optimiser, training steps, validation decoding), to see what holds the memory.
+  model and optimiser, training steps, validation decoding), to see what holds the memory, and what
+  glibc's heap holds after the training steps: the bytes in use, and the freed bytes it keeps;
+- ``saved``: the tensors one training step of the largest batch keeps for its backward pass, by the
+  function that saved them (attention, feed-forward, layer norm, residual dropout, generator loss).
 
-``--compare-src DIR`` runs both in a second tree too (e.g. the previous commit, ``git archive HEAD~1
+``--compare-src DIR`` runs each in a second tree too (e.g. the previous commit, ``git archive HEAD~1
 src | tar -x -C /tmp/before``, then ``--compare-src /tmp/before/src``), side by side::
 
     python benchmarks/train_memory.py --steps 40 --compare-src /tmp/before/src
@@ -41,6 +44,24 @@ def rss_mb() -> float:
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def heap_mb() -> dict[str, float]:
+    """glibc's view of its heap (``mallinfo2``): bytes in use, and freed bytes kept for reuse, in MB."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):  # not glibc, or glibc < 2.33
+        return {}
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return {"glibc heap: in use": (info.uordblks + info.hblkhd) / 2**20,
+            "glibc heap: freed, kept": info.fordblks / 2**20}
 
 
 def overrides(args: argparse.Namespace, steps: int) -> list[str]:
@@ -100,6 +121,7 @@ def child_stages(args: argparse.Namespace) -> dict:
         optimizer.step()
     stages[f"after {args.steps // 2} training steps"] = rss_mb()
     stages["peak so far (training)"] = peak_mb()
+    stages.update(heap_mb())
     model.eval()
     val = data.encoded["val"]
     with torch.no_grad():
@@ -110,6 +132,54 @@ def child_stages(args: argparse.Namespace) -> dict:
     stages["after validation (loss, greedy decoding)"] = rss_mb()
     stages["peak (whole process)"] = peak_mb()
     return stages
+
+
+def child_saved(args: argparse.Namespace) -> dict:
+    """MB saved for backward by one training step on the training set's largest batch, by saving function.
+
+    A tensor is counted once (by its storage), under the innermost attnlab function on the stack when
+    autograd saved it (``Residual.before`` is a pre-norm layer norm's input, for example); parameters
+    are not counted.
+    """
+    import torch
+
+    from attnlab.config import load_config
+    from attnlab.data.batching import batch_cost, collate, make_batches
+    from attnlab.data.cache import cached_prepare
+    from attnlab.evaluation.references import GroupedReferences
+    from attnlab.models.build import build_model
+    from attnlab.training.system import TranslationSystem
+
+    torch.set_num_threads(args.threads)
+    cfg = load_config(CONFIG, overrides(args, args.steps))
+    data = cached_prepare(cfg.data, args.data_cache)
+    references = GroupedReferences.from_pairs(data.texts["val"], by_source=False, limit=cfg.train.val_bleu_sentences)
+    model = build_model(cfg.model, len(data.src_vocab), len(data.tgt_vocab))
+    system = TranslationSystem(model, cfg.train, cfg.decode, cfg.model.d_model, lambda ids: "", references).train()
+    train = data.encoded["train"]
+    batches = make_batches(train, cfg.train.batch_tokens, None, seed=cfg.train.seed)
+    batch = collate(train, max(batches, key=lambda group: batch_cost(train, group)))
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    counted: set[int] = set()
+    saved: dict[str, float] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters | counted:
+            counted.add(storage.data_ptr())
+            frame = sys._getframe(1)
+            while frame and "attnlab" not in frame.f_code.co_filename:
+                frame = frame.f_back
+            saver = frame.f_code.co_qualname if frame else "?"
+            saved[saver] = saved.get(saver, 0.0) + storage.nbytes() / 2**20
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        system._step(batch, teacher_forcing=1.0)
+    return {"batch: sentences": batch.src.size(0), "batch: source positions": batch.src.numel(),
+            "batch: target positions": batch.tgt_in.numel(),
+            **{f"MB saved: {saver}": mb for saver, mb in sorted(saved.items(), key=lambda item: -item[1])},
+            "MB saved: total": sum(saved.values())}
 
 
 def run_child(mode: str, args: argparse.Namespace, src: str | None) -> dict:
@@ -127,9 +197,9 @@ def run_child(mode: str, args: argparse.Namespace, src: str | None) -> dict:
 def print_columns(title: str, columns: dict[str, dict]) -> None:
     names = list(columns)
     print(f"\n{title}")
-    print(f"  {'':<42}" + "".join(f"{name:>16}" for name in names))
+    print(f"  {'':<56}" + "".join(f"{name:>16}" for name in names))
     for key in columns[names[0]]:
-        print(f"  {key:<42}" + "".join(f"{columns[name].get(key, float('nan')):>16,.2f}" for name in names))
+        print(f"  {key:<56}" + "".join(f"{columns[name].get(key, float('nan')):>16,.2f}" for name in names))
 
 
 def main() -> None:
@@ -139,15 +209,16 @@ def main() -> None:
     parser.add_argument("--data-dir", default=DEFAULT_DATA)
     parser.add_argument("--data-cache", help="prepared-data folder shared by the children (default: a temporary one)")
     parser.add_argument("--compare-src", help="another tree's src/ to measure beside this one")
-    parser.add_argument("--child", choices=("train", "stages"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("train", "stages", "saved"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child_train(args) if args.child == "train" else child_stages(args)))
+        children = {"train": child_train, "stages": child_stages, "saved": child_saved}
+        print(json.dumps(children[args.child](args)))
         return
     with tempfile.TemporaryDirectory(prefix="attnlab-memory-data-") as tmp:
         args.data_cache = args.data_cache or tmp
         trees = {"this tree": None, **({"--compare-src": args.compare_src} if args.compare_src else {})}
-        for mode in ("train", "stages"):
+        for mode in ("train", "stages", "saved"):
             columns = {name: run_child(mode, args, src) for name, src in trees.items()}
             print_columns(f"{mode}: {CONFIG}, {args.steps} steps, {args.threads} threads", columns)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
