@@ -10,7 +10,7 @@ Three jobs, applied in this order by :class:`Bridge`:
    concat    [forward; backward]                                 2 * hid_dim
    sum       forward + backward                                  hid_dim
    average   (forward + backward) / 2                            hid_dim
-   linear    tanh(W [forward; backward] + b)                     hid_dim
+   linear    tanh(W [forward; backward] + b); c: without tanh    hid_dim
    none      zeros (the decoder learns from attention alone)     hid_dim
    stack     forward and backward as two separate layers         hid_dim
    ========= =================================================== =====================
@@ -21,7 +21,11 @@ Three jobs, applied in this order by :class:`Bridge`:
    classic alternative to combining the directions; other counts go through ``layer_mismatch``.
 
    A unidirectional encoder has one state, passed unchanged by every bridge except ``none``
-   (still zeros). LSTMs bridge h and c alike (``linear`` has one projection for each).
+   (still zeros). LSTMs bridge h and c alike, except that ``linear`` has one projection for each
+   and leaves the cell state c unsquashed: an LSTM's h is bounded by tanh, its c is not (the
+   encoder's own final c reaches 10 on Tatoeba). With tanh on c as well, 86% of a trained model's
+   initial c units sat at |c| > 0.95, where tanh passes almost no gradient, and the model learnt far
+   slower than with ``average`` (docs/experiments.md, the encoder suite).
 
 2. **Layers** (``layer_mismatch``), when the decoder has ``dec_layers`` and the encoder
    ``enc_layers`` (identity for ``last``, ``first``, ``repeat`` and ``zeros`` when they are equal):
@@ -128,7 +132,8 @@ class Bridge(nn.Module):
             return (forward + backward) / 2
         both = torch.cat([forward, backward], dim=-1)  # (layers, B, 2H)
         if self.kind == "linear":
-            return torch.tanh(self.direction_proj[index](both))  # (layers, B, H)
+            projected = self.direction_proj[index](both)  # (layers, B, H)
+            return torch.tanh(projected) if index == 0 else projected  # h bounded as an LSTM's is, c not
         return both  # concat
 
     def forward(self, states: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
