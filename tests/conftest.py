@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 # Fixed thread counts in the math libraries whatever the machine's load, before torch loads them:
@@ -53,3 +55,17 @@ def tatoeba_tsv_of(tmp_path_factory):
         return path
 
     return make
+
+
+@pytest.fixture
+def wait_for_file():
+    """``wait(path, process)``: wait until ``path`` exists, or the process ends, or a generous timeout
+    (300 s) passes; fails saying which. For tests that signal a process once it has written a file."""
+
+    def wait(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert path.exists(), f"{path} did not appear; the process ended with {process.poll()}"
+
+    return wait

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -102,7 +101,7 @@ def test_sweep_survives_a_kill_and_resumes_through_the_cli(tatoeba_tsv: Path, tm
     assert 0 < report["variants"][1]["p_bleu"][0] <= 1 and (out / "report" / "report.html").is_file()
 
 
-def test_sigterm_stops_the_sweep_and_the_runs_it_trains(tatoeba_tsv: Path, tmp_path: Path) -> None:
+def test_sigterm_stops_the_sweep_and_the_runs_it_trains(tatoeba_tsv: Path, tmp_path: Path, wait_for_file) -> None:
     """SIGTERM reaches only the sweep's process; it passes it on, so that no run trains on as an orphan
     holding its run directory (a sweep run again would find it 'in use')."""
     suite, out = tmp_path / "tiny.yaml", tmp_path / "sweep"
@@ -113,11 +112,7 @@ def test_sigterm_stops_the_sweep_and_the_runs_it_trains(tatoeba_tsv: Path, tmp_p
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
                              start_new_session=True)
     try:
-        checkpoint = out / "plain" / "checkpoints" / "last.ckpt"
-        deadline = time.monotonic() + 300
-        while not checkpoint.exists() and sweep.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert checkpoint.exists(), f"no checkpoint; the sweep ended with {sweep.poll()}"
+        wait_for_file(out / "plain" / "checkpoints" / "last.ckpt", sweep)
         sweep.send_signal(signal.SIGTERM)
         _, stderr = sweep.communicate(timeout=300)
     finally:  # whatever failed, leave no training behind

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -104,15 +103,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_tsv: Path, tmp_path: P
     assert len((run_dir / "perf.csv").read_text().splitlines()) == 1 + 4  # header + one row per epoch
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    """Wait until ``path`` exists (or the process ends, or the generous timeout passes)."""
-    deadline = time.monotonic() + timeout
-    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert path.exists(), f"{path} did not appear; the process ended with {process.poll()}"
-
-
-def test_sigterm_stops_training_with_its_checkpoint_and_a_resume_hint(tiny_tsv: Path, tmp_path: Path) -> None:
+def test_sigterm_stops_training_with_its_checkpoint_and_a_resume_hint(tiny_tsv: Path, tmp_path: Path,
+                                                                      wait_for_file) -> None:
     """'kill PID' (or a scheduler's time limit) stops training as Ctrl-C does: exit 130, the last
     checkpoint kept, the lock released, the command to continue printed; never a silent exit 0."""
     run_dir, config = tmp_path / "run", tmp_path / "long.yaml"
@@ -121,7 +113,7 @@ def test_sigterm_stops_training_with_its_checkpoint_and_a_resume_hint(tiny_tsv: 
     command = [sys.executable, "-m", "attnlab", "train", str(config), *sets, "--run-dir", str(run_dir)]
     training = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(run_dir / "checkpoints" / "last.ckpt", training)
+        wait_for_file(run_dir / "checkpoints" / "last.ckpt", training)
         training.send_signal(signal.SIGTERM)
         _, stderr = training.communicate(timeout=300)
     finally:  # whatever failed, leave no training behind
