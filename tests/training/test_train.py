@@ -175,15 +175,21 @@ def test_ddp_two_processes_on_cpu(tiny_tsv: Path, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "summary.json").is_file()
 
 
-def test_ctrl_c_leaves_a_resumable_run(tiny_tsv: Path, tmp_path: Path) -> None:
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A shell starts background jobs with SIGINT ignored, and children inherit that; Python then never
+    # raises KeyboardInterrupt. Training is interrupted here as from a terminal, wherever pytest runs.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_leaves_a_resumable_run(tiny_tsv: Path, tmp_path: Path, wait_for_file) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("{}\n", encoding="utf-8")
     run_dir = tmp_path / "run"
     sets = [arg for o in tiny_overrides(tiny_tsv, epochs=30) for arg in ("--set", o)]
     process = subprocess.Popen([sys.executable, "-m", "attnlab", "train", str(config), *sets, "--run-dir",
-                                str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while not (run_dir / "checkpoints" / "last.ckpt").exists() and process.poll() is None:
-        pass
+                                str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ctrl_c_as_in_a_terminal)
+    wait_for_file(run_dir / "checkpoints" / "last.ckpt", process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr[-2000:]
