@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from attnlab.data.batching import batch_cost, collate, length_order, make_batches, padding_share
+from attnlab.data.batching import _batch_starts, batch_cost, collate, length_order, make_batches, padding_share
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -71,12 +71,26 @@ def test_collate_pads_and_shifts() -> None:
 
 
 @pytest.mark.parametrize("longest", [12, 3_000_000_000])  # a 64-bit key per pair; lexsort when it would overflow
-def test_length_order_is_the_lexicographic_sort(longest: int) -> None:
+@pytest.mark.parametrize("size_first", [False, True])
+def test_length_order_is_the_lexicographic_sort(longest: int, size_first: bool) -> None:
     rng = np.random.default_rng(0)
     src = rng.integers(1, 13, 5_000)
     tgt = rng.integers(1, 13, 5_000)
     tgt[0] = longest
+    keys = (src, tgt) if not size_first else (tgt, src, np.maximum(src, tgt + 1))  # least significant first
     tie_break = np.random.default_rng(7).permutation(5_000)
-    expected = np.lexsort((tie_break, src, tgt)).tolist()
-    assert length_order(src, tgt, np.random.default_rng(7)).tolist() == expected
-    assert length_order(src, tgt, None).tolist() == np.lexsort((np.arange(5_000), src, tgt)).tolist()
+    expected = np.lexsort((tie_break, *keys)).tolist()
+    assert length_order(src, tgt, np.random.default_rng(7), size_first).tolist() == expected
+    assert length_order(src, tgt, None, size_first).tolist() == np.lexsort((np.arange(5_000), *keys)).tolist()
+
+
+def test_a_token_budget_sorts_by_what_it_counts(pairs) -> None:
+    """Batches cut by the longer side's length are sorted by it: less padding, fuller batches."""
+    src, tgt = (np.array([len(p[i]) for p in pairs]) for i in (0, 1))
+    by_target = length_order(src, tgt, np.random.default_rng(0))
+    starts = _batch_starts(by_target, src, tgt, 2000, None)
+    by_target_batches = [by_target[a:b].tolist() for a, b in zip(starts, [*starts[1:], len(pairs)], strict=True)]
+    by_size = make_batches(pairs, batch_tokens=2000, seed=0)
+    assert all(batch_cost(pairs, b) <= 2000 for b in by_size)
+    assert padding_share(pairs, by_size) < padding_share(pairs, by_target_batches)
+    assert len(by_size) <= len(by_target_batches)
