@@ -113,20 +113,21 @@ def test_direction_bridges(kind: str, num_states: int) -> None:
     }
     if kind in expected:
         torch.testing.assert_close(out[-1], expected[kind])
-    else:  # linear: one projection per state tensor; tanh bounds h (index 0), an LSTM's c stays unbounded
+    else:  # linear, tanh: one projection per state tensor; tanh squashes h (index 0) only, never an LSTM's c
         assert len(bridge.direction_proj) == num_states
         for index, (state, result) in enumerate(zip(enc, out, strict=True)):
             projected = bridge.direction_proj[index](torch.cat([state[:, 0], state[:, 1]], -1))
-            torch.testing.assert_close(result, torch.tanh(projected) if index == 0 else projected)
+            torch.testing.assert_close(result, torch.tanh(projected) if kind == "tanh" and index == 0 else projected)
 
 
-def test_linear_bridge_leaves_the_cell_state_unbounded() -> None:
-    bridge = Bridge("linear", H, bidirectional=True, num_states=2)
+@pytest.mark.parametrize("kind", ["linear", "tanh"])
+def test_learned_bridges_leave_the_cell_state_unbounded(kind: str) -> None:
+    bridge = Bridge(kind, H, bidirectional=True, num_states=2)
     with torch.no_grad():
         for projection in bridge.direction_proj:
             projection.weight.fill_(1.0)
     h, c = bridge((states(layers=1) + 5, states(layers=1) + 5))
-    assert h.abs().max() <= 1 and c.abs().max() > 10
+    assert c.abs().max() > 10 and (h.abs().max() <= 1) == (kind == "tanh")
 
 
 @pytest.mark.parametrize("kind", BRIDGES)
