@@ -24,10 +24,9 @@ Three jobs, applied in this order by :class:`Bridge`:
    A unidirectional encoder has one state, passed unchanged by every bridge except ``none``
    (still zeros). LSTMs bridge h and c alike (``linear`` and ``tanh`` have one projection for each),
    except that ``tanh``, Bahdanau et al.'s initial state, squashes h only: an LSTM's h is bounded by
-   tanh, its c is not (the encoder's own final c reaches 10 on Tatoeba). In the encoder suite, tanh
-   on both h and c left 73% and 86% of a trained model's initial units at |x| > 0.95, where tanh
-   passes almost no gradient, and it learnt far slower than ``average``; tanh on h only did better,
-   still with 81% of h saturated (docs/experiments.md, the encoder suite).
+   tanh, its c is not (the encoder's own final c reaches 10 on Tatoeba). With tanh on c as well, 86%
+   of a trained model's initial c units sat at |c| > 0.95, where tanh passes almost no gradient
+   (the encoder suite, docs/experiments.md).
 
 2. **Layers** (``layer_mismatch``), when the decoder has ``dec_layers`` and the encoder
    ``enc_layers`` (identity for ``last``, ``first``, ``repeat`` and ``zeros`` when they are equal):
