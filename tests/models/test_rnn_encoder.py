@@ -113,21 +113,23 @@ def test_direction_bridges(kind: str, num_states: int) -> None:
     }
     if kind in expected:
         torch.testing.assert_close(out[-1], expected[kind])
-    else:  # linear, tanh: one projection per state tensor; tanh squashes h (index 0) only, never an LSTM's c
+    else:  # linear, tanh, affine: one projection per state tensor, squashed by tanh: all (linear), h only, none
         assert len(bridge.direction_proj) == num_states
         for index, (state, result) in enumerate(zip(enc, out, strict=True)):
             projected = bridge.direction_proj[index](torch.cat([state[:, 0], state[:, 1]], -1))
-            torch.testing.assert_close(result, torch.tanh(projected) if kind == "tanh" and index == 0 else projected)
+            squashed = kind == "linear" or (kind == "tanh" and index == 0)
+            torch.testing.assert_close(result, torch.tanh(projected) if squashed else projected)
 
 
-@pytest.mark.parametrize("kind", ["linear", "tanh"])
-def test_learned_bridges_leave_the_cell_state_unbounded(kind: str) -> None:
+@pytest.mark.parametrize("kind", ["linear", "tanh", "affine"])
+def test_which_learned_bridges_bound_h_and_c(kind: str) -> None:
     bridge = Bridge(kind, H, bidirectional=True, num_states=2)
     with torch.no_grad():
         for projection in bridge.direction_proj:
             projection.weight.fill_(1.0)
     h, c = bridge((states(layers=1) + 5, states(layers=1) + 5))
-    assert c.abs().max() > 10 and (h.abs().max() <= 1) == (kind == "tanh")
+    assert (h.abs().max() <= 1) == (kind in ("linear", "tanh"))
+    assert (c.abs().max() <= 1) == (kind == "linear")
 
 
 @pytest.mark.parametrize("kind", BRIDGES)

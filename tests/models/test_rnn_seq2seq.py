@@ -78,7 +78,7 @@ def test_attention_placement_cell_grid(attention: str, placement: str, cell: str
     train_once(model(attention=attention, attention_placement=placement, cell=cell, dropout=0.2))
 
 
-@pytest.mark.parametrize("bridge", ["concat", "sum", "average", "linear", "tanh", "none", "stack"])
+@pytest.mark.parametrize("bridge", ["concat", "sum", "average", "linear", "tanh", "affine", "none", "stack"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 def test_bridge_grid(bridge: str, bidirectional: bool, cell: str) -> None:

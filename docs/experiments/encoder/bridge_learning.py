@@ -4,10 +4,12 @@ Trains the suite's bidirectional LSTM without attention for a few epochs, same s
 six settings, and prints the training loss per epoch:
 
 - ``average``: (forward + backward) / 2, nothing to learn;
-- ``linear``: W [forward; backward] + b, randomly initialised, as the suite trains it;
-- ``linear, started as average``: W = [I/2, I/2], b = 0, the same function as ``average`` at step 0;
+- ``affine``: W [forward; backward] + b, randomly initialised, as the suite trains it (``bi-affine``);
+- ``affine, started as average``: W = [I/2, I/2], b = 0, the same function as ``average`` at step 0;
 - the same, its projection learning at a tenth of the model's learning rate;
 - ``average`` and the started-as-average projection without gradient clipping.
+
+(No tanh anywhere: with the ``linear`` bridge's tanh the projection learns slower still.)
 
 A plain PyTorch loop (Adam, the suite's learning rate, clipping and batches of 32), not
 ``attnlab train``: the bridge's learning rate needs its own parameter group. Run from the project
@@ -32,11 +34,11 @@ from attnlab.training.losses import sequence_loss
 # name: (bridge, start as the average, the bridge's learning rate as a share of the model's, clip gradients)
 SETTINGS = {
     "average": ("average", False, 1.0, True),
-    "linear": ("linear", False, 1.0, True),
-    "linear, started as average": ("linear", True, 1.0, True),
-    "linear, started as average, lr / 10": ("linear", True, 0.1, True),
+    "affine": ("affine", False, 1.0, True),
+    "affine, started as average": ("affine", True, 1.0, True),
+    "affine, started as average, lr / 10": ("affine", True, 0.1, True),
     "average, no clipping": ("average", False, 1.0, False),
-    "linear, started as average, no clipping": ("linear", True, 1.0, False),
+    "affine, started as average, no clipping": ("affine", True, 1.0, False),
 }
 
 

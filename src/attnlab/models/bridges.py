@@ -10,8 +10,9 @@ Three jobs, applied in this order by :class:`Bridge`:
    concat    [forward; backward]                                 2 * hid_dim
    sum       forward + backward                                  hid_dim
    average   (forward + backward) / 2                            hid_dim
-   linear    W [forward; backward] + b                           hid_dim
-   tanh      h: tanh(W [forward; backward] + b); c: as linear    hid_dim
+   linear    tanh(W [forward; backward] + b), h and c alike      hid_dim
+   tanh      h: tanh(W [forward; backward] + b); c: as affine    hid_dim
+   affine    W [forward; backward] + b                           hid_dim
    none      zeros (the decoder learns from attention alone)     hid_dim
    stack     forward and backward as two separate layers         hid_dim
    ========= =================================================== =====================
@@ -22,11 +23,11 @@ Three jobs, applied in this order by :class:`Bridge`:
    classic alternative to combining the directions; other counts go through ``layer_mismatch``.
 
    A unidirectional encoder has one state, passed unchanged by every bridge except ``none``
-   (still zeros). LSTMs bridge h and c alike (``linear`` and ``tanh`` have one projection for each),
-   except that ``tanh``, Bahdanau et al.'s initial state, squashes h only: an LSTM's h is bounded by
-   tanh, its c is not (the encoder's own final c reaches 10 on Tatoeba). With tanh on c as well, 86%
-   of a trained model's initial c units sat at |c| > 0.95, where tanh passes almost no gradient
-   (the encoder suite, docs/experiments.md).
+   (still zeros). LSTMs bridge h and c alike (the learned bridges have one projection for each),
+   except that ``tanh`` squashes h only. For a GRU, ``linear`` and ``tanh`` are the same function,
+   Bahdanau et al.'s initial state. An LSTM's h is bounded by tanh, its c is not (the encoder's own
+   final c reaches 10 on Tatoeba): with ``linear``, 86% of a trained model's initial c units sat at
+   |c| > 0.95, where tanh passes almost no gradient (the encoder suite, docs/experiments.md).
 
 2. **Layers** (``layer_mismatch``), when the decoder has ``dec_layers`` and the encoder
    ``enc_layers`` (identity for ``last``, ``first``, ``repeat`` and ``zeros`` when they are equal):
@@ -111,7 +112,7 @@ class Bridge(nn.Module):
         self.dec_hid = decoder_hidden_size(hid_dim, bidirectional, kind)
         memory_dim = (2 if bidirectional else 1) * hid_dim
         self.direction_proj = None
-        if kind in ("linear", "tanh") and bidirectional:  # one projection for h, one for c
+        if kind in ("linear", "tanh", "affine") and bidirectional:  # one projection for h, one for c
             self.direction_proj = nn.ModuleList(nn.Linear(2 * hid_dim, hid_dim) for _ in range(num_states))
         source_layers = 2 * enc_layers if kind == "stack" and bidirectional else enc_layers
         self.layer_weight = None
@@ -132,9 +133,10 @@ class Bridge(nn.Module):
         if self.kind == "average":
             return (forward + backward) / 2
         both = torch.cat([forward, backward], dim=-1)  # (layers, B, 2H)
-        if self.kind in ("linear", "tanh"):
+        if self.kind in ("linear", "tanh", "affine"):
             projected = self.direction_proj[index](both)  # (layers, B, H)
-            return torch.tanh(projected) if self.kind == "tanh" and index == 0 else projected  # c never squashed
+            squash = self.kind == "linear" or (self.kind == "tanh" and index == 0)  # tanh: h only
+            return torch.tanh(projected) if squash else projected
         return both  # concat
 
     def forward(self, states: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

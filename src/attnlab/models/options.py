@@ -19,7 +19,7 @@ __all__ = [
 
 Arch = Literal["rnn", "transformer"]
 Cell = Literal["gru", "lstm", "rnn"]
-BridgeKind = Literal["concat", "sum", "average", "linear", "tanh", "none", "stack"]
+BridgeKind = Literal["concat", "sum", "average", "linear", "tanh", "affine", "none", "stack"]
 LayerMismatch = Literal["last", "first", "repeat", "zeros", "average", "linear"]
 AttentionKind = Literal["none", "dot", "scaled_dot", "general", "concat", "additive", "qkv", "multihead"]
 Placement = Literal["luong", "bahdanau"]
