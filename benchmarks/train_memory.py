@@ -165,7 +165,7 @@ def child_saved(args: argparse.Namespace) -> dict:
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameters | counted:
+        if storage.data_ptr() not in parameters and storage.data_ptr() not in counted:
             counted.add(storage.data_ptr())
             frame = sys._getframe(1)
             while frame and "attnlab" not in frame.f_code.co_filename:
