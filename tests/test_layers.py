@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "attnlab"
 
 # Lower layers never import higher ones. The longest matching prefix gives a module its layer.
 LAYERS = {
-    "attnlab": 0, "attnlab.config": 0, "attnlab.config_files": 0, "attnlab.rundir": 0,
+    "attnlab": 0, "attnlab.config": 0, "attnlab.config_checks": 0, "attnlab.config_files": 0, "attnlab.rundir": 0,
     "attnlab.models.options": 0, "attnlab.data.errors": 0,
     "attnlab.data": 1, "attnlab.models": 1, "attnlab.checkpoints": 1,
     "attnlab.decoding": 2, "attnlab.viz": 2,

@@ -8,6 +8,7 @@ error rather than a silent overwrite. Config sections and their keys are checked
 
 from __future__ import annotations
 
+import difflib
 import re
 import typing
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "parse_yaml", "parse_scalar", "read_yaml_mapping"]
+__all__ = ["ConfigError", "parse_yaml", "parse_scalar", "read_yaml_mapping", "suggest"]
 
 
 class ConfigError(ValueError):
@@ -85,3 +86,9 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> dict:
     if not isinstance(raw, dict):
         raise ConfigError(f"{what} file {path} must be a mapping of sections, not a {type(raw).__name__}")
     return raw
+
+
+def suggest(key: str, candidates: list[str]) -> str:
+    """"; did you mean 'X'?" when one of ``candidates`` is close to ``key``, else "" (for error messages)."""
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
