@@ -135,7 +135,7 @@ class TrainConfig:
     seed: int = 42
     patience: int | None = None  # early stopping patience in validations; None disables it
     monitor: str = "val/loss"  # metric for early stopping and the best checkpoint (see VAL_METRICS)
-    precision: str = "32"  # passed to Lightning: 32, bf16-mixed, 16-mixed (see PRECISIONS)
+    precision: str = "32"  # passed to Lightning: 32, bf16-mixed, 16-mixed, or auto (see training/precision.py)
     accelerator: str = "auto"  # auto, cpu, gpu (see ACCELERATORS)
     devices: int | str = 1
     num_nodes: int = 1

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["validate", "monitor_mode", "VAL_METRICS", "PRECISIONS", "ACCELERATORS", "STRATEGIES"]
 
 VAL_METRICS = ("val/loss", "val/ppl", "val/bleu", "val/chrf", "val/bleu_1ref", "val/chrf_1ref")
-PRECISIONS = ("32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
+PRECISIONS = ("auto", "32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp", "deepspeed")
 

@@ -40,6 +40,7 @@ from attnlab.training.callbacks import PerfMonitor, SamplesWriter, SaveInitialSt
 from attnlab.training.checkpointing import RunCheckpoints, SafeCheckpointIO
 from attnlab.training.datamodule import TranslationDataModule
 from attnlab.training.loggers import build_loggers, truncate_metrics
+from attnlab.training.precision import resolve_precision
 from attnlab.training.system import TranslationSystem
 
 __all__ = ["train", "resume", "default_run_dir", "check_machine"]
@@ -112,7 +113,8 @@ def _trainer(cfg: Config, run: RunDir, data: PreparedData, references: GroupedRe
     return L.Trainer(
         max_epochs=t.epochs, max_steps=t.max_steps, max_time=_max_time(t.max_minutes),
         accelerator=t.accelerator, devices=t.devices,
-        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision, gradient_clip_val=t.clip,
+        num_nodes=t.num_nodes, strategy=t.strategy, precision=resolve_precision(t.precision, t.accelerator),
+        gradient_clip_val=t.clip,
         logger=build_loggers(t, run.root), callbacks=callbacks, default_root_dir=str(run.root),
         log_every_n_steps=t.log_every, num_sanity_val_steps=0, val_check_interval=t.val_check_interval,
         use_distributed_sampler=False, deterministic="warn", enable_model_summary=False,
@@ -172,6 +174,7 @@ def _write_summary(cfg: Config, run: RunDir, data: PreparedData, model, trainer:
         "tokens_per_sec": (sum(float(r["perf/tokens_per_sec"]) for r in perf) / len(perf)) if perf else None,
         "peak_memory_mb": max((float(r["perf/peak_memory_mb"]) for r in perf), default=None),
         "padding_share": padding_share(data.encoded["train"], batches),
+        "precision": str(trainer.precision),
         "best": {k: float(v) for k, v in (best or {}).items() if k.startswith("val/") and v} | (
             {"epoch": checkpoints.best_epoch, "step": checkpoints.best_step} if best else {}),
         "data": data.report.split_pairs,
