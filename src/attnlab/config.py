@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class DataConfig:
     corpus: Literal["tatoeba", "multi30k", "files"] = "tatoeba"

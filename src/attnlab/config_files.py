@@ -89,6 +89,6 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> dict:
 
 
 def suggest(key: str, candidates: list[str]) -> str:
-    """"; did you mean 'X'?" when one of ``candidates`` is close to ``key``, else "" (for error messages)."""
+    """The end of an error message: ``; did you mean 'X'?`` when a candidate is close to ``key``, else ''."""
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
