@@ -17,6 +17,12 @@ Every figure comes from a fresh process, since a process's peak resident set siz
 src | tar -x -C /tmp/before``, then ``--compare-src /tmp/before/src``), side by side::
 
     python benchmarks/train_memory.py --steps 40 --compare-src /tmp/before/src
+
+``--jemalloc PATH`` adds a column to the ``train`` figure: the same tree with jemalloc (e.g. Debian's ``libjemalloc2``,
+``/usr/lib/x86_64-linux-gnu/libjemalloc.so.2``) preloaded in place of glibc's allocator and told to
+keep the memory it frees (``dirty_decay_ms:-1,muzzy_decay_ms:-1``). ``--rounds N`` runs the
+``train`` figure N times per column, alternating, and prints medians (time per step on a busy
+machine needs it).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import contextlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -182,8 +189,13 @@ def child_saved(args: argparse.Namespace) -> dict:
             "MB saved: total": sum(saved.values())}
 
 
-def run_child(mode: str, args: argparse.Namespace, src: str | None) -> dict:
+JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"  # keep freed pages for reuse, as glibc's heap does
+
+
+def run_child(mode: str, args: argparse.Namespace, src: str | None, preload: str | None = None) -> dict:
     env = dict(os.environ)
+    if preload:
+        env |= {"LD_PRELOAD": preload, "MALLOC_CONF": JEMALLOC_CONF}
     if src:
         env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     command = [sys.executable, __file__, "--child", mode, "--steps", str(args.steps), "--threads", str(args.threads),
@@ -209,18 +221,32 @@ def main() -> None:
     parser.add_argument("--data-dir", default=DEFAULT_DATA)
     parser.add_argument("--data-cache", help="prepared-data folder shared by the children (default: a temporary one)")
     parser.add_argument("--compare-src", help="another tree's src/ to measure beside this one")
+    parser.add_argument("--jemalloc", help="path of libjemalloc.so.2: also measure this tree with jemalloc preloaded")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of the train figure per column (medians)")
     parser.add_argument("--child", choices=("train", "stages", "saved"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         children = {"train": child_train, "stages": child_stages, "saved": child_saved}
         print(json.dumps(children[args.child](args)))
         return
+    if args.jemalloc and not Path(args.jemalloc).is_file():
+        raise SystemExit(f"--jemalloc {args.jemalloc}: no such file (Debian: apt-get install libjemalloc2)")
     with tempfile.TemporaryDirectory(prefix="attnlab-memory-data-") as tmp:
         args.data_cache = args.data_cache or tmp
-        trees = {"this tree": None, **({"--compare-src": args.compare_src} if args.compare_src else {})}
+        trees = {"this tree": (None, None), **({"--compare-src": (args.compare_src, None)} if args.compare_src else {}),
+                 **({"jemalloc": (None, args.jemalloc)} if args.jemalloc else {})}
         for mode in ("train", "stages", "saved"):
-            columns = {name: run_child(mode, args, src) for name, src in trees.items()}
-            print_columns(f"{mode}: {CONFIG}, {args.steps} steps, {args.threads} threads", columns)
+            rounds = args.rounds if mode == "train" else 1
+            # jemalloc only for the train figure: the stages' heap figures are glibc's own
+            columns_of = {name: tree for name, tree in trees.items() if mode == "train" or not tree[1]}
+            results: dict[str, list[dict]] = {name: [] for name in columns_of}
+            for _ in range(rounds):  # alternating columns: load on a shared machine hits them alike
+                for name, (src, preload) in columns_of.items():
+                    results[name].append(run_child(mode, args, src, preload))
+            columns = {name: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+                       for name, rows in results.items()}
+            title = f"{mode}: {CONFIG}, {args.steps} steps, {args.threads} threads"
+            print_columns(title + (f", medians of {rounds} runs" if rounds > 1 else ""), columns)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
