@@ -18,9 +18,9 @@ src | tar -x -C /tmp/before``, then ``--compare-src /tmp/before/src``), side by 
 
     python benchmarks/train_memory.py --steps 40 --compare-src /tmp/before/src
 
-``--jemalloc PATH`` adds a column to the ``train`` figure: the same tree with jemalloc (e.g. Debian's ``libjemalloc2``,
-``/usr/lib/x86_64-linux-gnu/libjemalloc.so.2``) preloaded in place of glibc's allocator and told to
-keep the memory it frees (``dirty_decay_ms:-1,muzzy_decay_ms:-1``). ``--rounds N`` runs the
+``--jemalloc PATH`` adds a column to the ``train`` figure: the same tree with jemalloc (e.g. Debian's
+``libjemalloc2``, ``/usr/lib/x86_64-linux-gnu/libjemalloc.so.2``) preloaded in place of glibc's
+allocator and told to keep the memory it frees (``dirty_decay_ms:-1,muzzy_decay_ms:-1``). ``--rounds N`` runs the
 ``train`` figure N times per column, alternating, and prints medians (time per step on a busy
 machine needs it).
 """

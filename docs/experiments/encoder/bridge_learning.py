@@ -42,11 +42,13 @@ SETTINGS = {
 }
 
 
-def train_losses(bridge: str, start_as_average: bool, bridge_lr: float, clip: bool, epochs: int,
-                 prepared: str) -> list[float]:
+def config(bridge: str):
+    return load_config("experiments/base/tatoeba-lstm.yaml", ["model.bidirectional=true", f"model.bridge={bridge}"])
+
+
+def train_losses(bridge: str, start_as_average: bool, bridge_lr: float, clip: bool, epochs: int, data) -> list[float]:
     """Training loss per target token after each epoch."""
-    cfg = load_config("experiments/base/tatoeba-lstm.yaml", ["model.bidirectional=true", f"model.bridge={bridge}"])
-    data = cached_prepare(cfg.data, prepared)
+    cfg = config(bridge)
     train = data.encoded["train"]
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, len(data.src_vocab), len(data.tgt_vocab)).train()
@@ -57,7 +59,8 @@ def train_losses(bridge: str, start_as_average: bool, bridge_lr: float, clip: bo
             for projection in model.bridge.direction_proj:
                 projection.weight.copy_(torch.cat([eye, eye], 1) / 2)
                 projection.bias.zero_()
-    others = [p for p in model.parameters() if all(p is not q for q in projections)]
+    learned_here = {id(p) for p in projections}
+    others = [p for p in model.parameters() if id(p) not in learned_here]
     groups = [{"params": others}] + ([{"params": projections, "lr": cfg.train.lr * bridge_lr}] if projections else [])
     optimizer = torch.optim.Adam(groups, lr=cfg.train.lr)
     losses = []
@@ -83,8 +86,9 @@ def main() -> None:
     parser.add_argument("--prepared", default="runs/sweeps/encoder/prepared")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    data = cached_prepare(config("average").data, args.prepared)  # the bridge does not change the data
     for name, setting in SETTINGS.items():
-        losses = train_losses(*setting, epochs=args.epochs, prepared=args.prepared)
+        losses = train_losses(*setting, epochs=args.epochs, data=data)
         print(f"{name:<42} training loss per epoch: {', '.join(f'{x:.3f}' for x in losses)}", flush=True)
 
 

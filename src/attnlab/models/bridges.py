@@ -61,6 +61,8 @@ from attnlab.models.options import BRIDGES, LAYER_MISMATCH, decoder_hidden_size
 
 __all__ = ["Bridge", "map_layers"]
 
+PROJECTED = ("linear", "tanh", "affine")  # the direction bridges with a learned projection per state tensor
+
 
 def map_layers(
     state: torch.Tensor, dec_layers: int, mode: str, weight: torch.Tensor | None = None
@@ -112,7 +114,7 @@ class Bridge(nn.Module):
         self.dec_hid = decoder_hidden_size(hid_dim, bidirectional, kind)
         memory_dim = (2 if bidirectional else 1) * hid_dim
         self.direction_proj = None
-        if kind in ("linear", "tanh", "affine") and bidirectional:  # one projection for h, one for c
+        if kind in PROJECTED and bidirectional:  # one projection for h, one for c
             self.direction_proj = nn.ModuleList(nn.Linear(2 * hid_dim, hid_dim) for _ in range(num_states))
         source_layers = 2 * enc_layers if kind == "stack" and bidirectional else enc_layers
         self.layer_weight = None
@@ -133,7 +135,7 @@ class Bridge(nn.Module):
         if self.kind == "average":
             return (forward + backward) / 2
         both = torch.cat([forward, backward], dim=-1)  # (layers, B, 2H)
-        if self.kind in ("linear", "tanh", "affine"):
+        if self.kind in PROJECTED:
             projected = self.direction_proj[index](both)  # (layers, B, H)
             squash = self.kind == "linear" or (self.kind == "tanh" and index == 0)  # tanh: h only
             return torch.tanh(projected) if squash else projected
