@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnlab.checkpoints import atomic_torch_save, load_checkpoint
+from attnlab.checkpoints import CHECKPOINT_FORMAT, FORMAT_KEY, atomic_torch_save, load_checkpoint
 from attnlab.cli import main
 from attnlab.config import load_config
 from attnlab.rundir import RunDir, RunLock, read_rows
@@ -381,6 +381,21 @@ def test_corrupt_run_files_are_named(copy, tmp_path: Path, capsys, name: str) ->
         ["translate", folder, "--input", text]
     code, err = cli(capsys, *command)
     one_line_error(code, err, name)
+
+
+def test_a_checkpoint_from_a_newer_attnlab_is_refused(copy, tmp_path: Path, capsys) -> None:
+    folder = copy()
+    best = folder / "checkpoints" / "best.ckpt"
+    checkpoint = load_checkpoint(best)
+    assert checkpoint[FORMAT_KEY] == CHECKPOINT_FORMAT  # training writes the format into every checkpoint
+    atomic_torch_save({**checkpoint, FORMAT_KEY: CHECKPOINT_FORMAT + 1}, best)
+    text = tmp_path / "in.txt"
+    text.write_text("i am cold .\n", encoding="utf-8")
+    one_line_error(*cli(capsys, "translate", folder, "--input", text), "best.ckpt", f"format {CHECKPOINT_FORMAT + 1}",
+                   "upgrade attnlab")
+    del checkpoint[FORMAT_KEY]  # written before the key existed: format 1, read as before
+    atomic_torch_save(checkpoint, best)
+    assert cli(capsys, "translate", folder, "--input", text)[0] == 0
 
 
 def test_outputs_inputs_and_paths(run: Path, tmp_path: Path, capsys) -> None:

@@ -9,6 +9,11 @@ it; the folder is synced too. A rename within one folder is atomic on POSIX file
 (or a power cut) sees the old file or the new one, never a truncated mix, even when ``/tmp`` is on
 another file system. A failed write (a full disk) removes its temporary file and leaves the old
 checkpoint as it was.
+
+Every checkpoint attnlab's training writes carries its format number (``attnlab_format``). It goes up
+when what a checkpoint holds, or what its weights mean, changes in a way that older code would
+misread; a checkpoint from a newer format is refused with a message instead of being misread.
+Checkpoints without the key were written before it existed and are format 1.
 """
 
 from __future__ import annotations
@@ -24,7 +29,11 @@ from torch import nn
 
 from attnlab.rundir import RunError
 
-__all__ = ["atomic_write", "atomic_torch_save", "load_checkpoint", "model_state", "check_state_dict"]
+__all__ = ["CHECKPOINT_FORMAT", "FORMAT_KEY", "atomic_write", "atomic_torch_save", "load_checkpoint", "model_state",
+           "check_state_dict"]
+
+CHECKPOINT_FORMAT = 1
+FORMAT_KEY = "attnlab_format"
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -81,6 +90,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise RunError(f"checkpoint {path} is unreadable (truncated or not a checkpoint): {reason}") from None
     if not isinstance(checkpoint, dict):
         raise RunError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
+    found = checkpoint.get(FORMAT_KEY, 1)
+    if type(found) is not int or not 1 <= found <= CHECKPOINT_FORMAT:
+        raise RunError(f"checkpoint {path} has format {found!r}; this attnlab reads formats 1 to {CHECKPOINT_FORMAT} "
+                       "(a checkpoint from a newer attnlab: upgrade attnlab to open it)")
     return checkpoint
 
 

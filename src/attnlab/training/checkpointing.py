@@ -23,7 +23,7 @@ import lightning as L
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 
-from attnlab.checkpoints import atomic_torch_save, atomic_write, load_checkpoint
+from attnlab.checkpoints import CHECKPOINT_FORMAT, FORMAT_KEY, atomic_torch_save, atomic_write, load_checkpoint
 from attnlab.rundir import RunDir
 
 __all__ = ["SafeCheckpointIO", "RunCheckpoints"]
@@ -36,7 +36,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("SafeCheckpointIO takes no storage_options")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(checkpoint, path)
+        atomic_torch_save({**checkpoint, FORMAT_KEY: CHECKPOINT_FORMAT}, path)
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return load_checkpoint(path)
