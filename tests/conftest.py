@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 # Fixed thread counts in the math libraries whatever the machine's load, before torch loads them:
-# seeded equality tests compare results bit for bit (attnlab's CLI sets the same).
+# seeded equality tests compare results bit for bit (importing attnlab sets the same).
 for _name in ("MKL_DYNAMIC", "OMP_DYNAMIC"):
     os.environ.setdefault(_name, "FALSE")
 

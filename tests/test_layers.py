@@ -8,6 +8,7 @@ import is still a dependency); imports under ``if TYPE_CHECKING:`` are annotatio
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,13 @@ def test_help_and_import_load_no_heavy_library() -> None:
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_import_pins_the_math_libraries_thread_counts_unless_the_user_chose() -> None:
+    code = "import os, attnlab; print(os.environ['MKL_DYNAMIC'], os.environ['OMP_DYNAMIC'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_DYNAMIC", "OMP_DYNAMIC")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env)
+    assert out.stdout.split() == ["FALSE", "FALSE"]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         env={**env, "MKL_DYNAMIC": "TRUE"})
+    assert out.stdout.split() == ["TRUE", "FALSE"]

@@ -39,13 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pin_math_libraries() -> None:
-    """Fixed thread counts in MKL and OpenMP whatever else runs on the machine, set before torch loads
-    them: seeded runs then repeat bit for bit."""
-    for name in ("MKL_DYNAMIC", "OMP_DYNAMIC"):
-        os.environ.setdefault(name, "FALSE")
-
-
 def _one_line(message: object) -> str:
     return " ".join(str(message).split("\n")).strip()
 
@@ -63,7 +56,6 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _pin_math_libraries()
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
