@@ -111,9 +111,10 @@ def test_a_planted_pickle_is_refused_and_never_runs(copy, tmp_path: Path, capsys
     text = tmp_path / "in.txt"
     text.write_text("i am cold .\n", encoding="utf-8")
     args = [a.format(run=folder, text=text, tmp=tmp_path) for a in command]
+    before = digest(folder)
     code, err = cli(capsys, *args)
     one_line_error(code, err, target, "refused")
-    assert not marker.exists()
+    assert not marker.exists() and digest(folder) == before  # refused before anything was written
 
 
 # ----------------------------------------------------------------------------------- nothing lost
@@ -151,8 +152,10 @@ def test_atomic_save_writes_beside_the_target(tmp_path: Path, monkeypatch) -> No
     moves = []
     real_replace = os.replace
 
-    def replace(src, dst):  # a move across file systems would be a copy that truncates the target first
-        moves.append((Path(src).parent, Path(dst).parent))
+    def replace(src, dst):  # as on a tmpfs /tmp: a rename across file systems fails (EXDEV), and a
+        moves.append((Path(src).parent, Path(dst).parent))  # library's fallback copy truncates the target first
+        if Path(src).parent != Path(dst).parent:
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
@@ -313,6 +316,11 @@ def test_a_name_cannot_write_outside_the_output_folder(run: Path, tmp_path: Path
     ("decode.beam=0", "decode.beam"), ("data.max_len=0", "data.max_len"), ("decode.max_len=0", "decode.max_len"),
     ("train.monitor=val/accuracy", "train.monitor"), ("train.devices=0", "train.devices"),
     ("model.heads=3", "model.heads"), ("data.vocab_size=2", "data.vocab_size"),
+    ("train.label_smoothing=-0.1", "train.label_smoothing"), ("model.dropout=-0.1", "model.dropout"),
+    ("train.batch_size=0", "train.batch_size"), ("train.batch_size=-3", "train.batch_size"),
+    ("model.emb_dim=-1", "model.emb_dim"), ("train.clip=-1", "train.clip"), ("train.patience=-1", "train.patience"),
+    ("train.teacher_forcing=1.5", "train.teacher_forcing"), ("data.val_ratio=1.2", "data.val_ratio"),
+    ("train.max_minutes=0", "train.max_minutes"),
 ])
 def test_bad_values_are_refused_before_anything_is_made(tsv: Path, tmp_path: Path, capsys, override: str,
                                                           needle: str) -> None:
@@ -357,6 +365,9 @@ def test_damaged_corpus_files(tmp_path: Path, multi30k_dir: Path, capsys) -> Non
     (local / "val.fr.gz").write_bytes((multi30k_dir / "val.fr.gz").read_bytes()[:3000])  # a cut download
     one_line_error(*cli(capsys, "data", "stats", "--corpus", "multi30k", "--data-dir", local), "val.fr.gz",
                    "damaged gzip")
+    (local / "val.fr.gz").write_text("une phrase\n", encoding="utf-8")  # plain text under a .gz name
+    one_line_error(*cli(capsys, "data", "stats", "--corpus", "multi30k", "--data-dir", local), "val.fr.gz",
+                   "not gzip-compressed")
     empty = tmp_path / "empty.tsv"
     empty.write_bytes(b"")
     one_line_error(*cli(capsys, "data", "stats", "--src", empty), str(empty), "is empty")
@@ -379,8 +390,10 @@ def test_corrupt_run_files_are_named(copy, tmp_path: Path, capsys, name: str) ->
     text.write_text("i am cold .\n", encoding="utf-8")
     command = ["compare", folder, "--out", tmp_path / "c"] if name in ("summary.json", "metrics.csv") else \
         ["translate", folder, "--input", text]
+    before = digest(folder)
     code, err = cli(capsys, *command)
     one_line_error(code, err, name)
+    assert digest(folder) == before
 
 
 def test_a_checkpoint_from_a_newer_attnlab_is_refused(copy, tmp_path: Path, capsys) -> None:

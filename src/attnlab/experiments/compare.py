@@ -33,7 +33,7 @@ from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences, spread_rows
 from attnlab.evaluation.significance import DEFAULT_SAMPLES, PairedResult, paired_bootstrap
 from attnlab.experiments.attention_summary import cross_attention_summary
-from attnlab.experiments.run_results import RunResults, flat_config, load_run_results, timed_metrics
+from attnlab.experiments.run_results import RunResults, flat_config, load_run_results, read_run_files, timed_metrics
 from attnlab.experiments.tables import (
     SIGNIFICANCE,
     attention_table,
@@ -98,6 +98,8 @@ def compare_runs(
 
 def _load_groups(run_dirs: Sequence[str | Path], names: Sequence[str], log: Callable[[str], None]) -> Groups:
     groups: Groups = {}
+    for run_dir in run_dirs:  # every run's files read first: a damaged one stops the report before any evaluation
+        read_run_files(run_dir)
     for run_dir, name in zip(run_dirs, names, strict=True):
         log(f"reading {run_dir} (evaluating val and test if needed)")
         groups.setdefault(str(name), []).append(load_run_results(run_dir))

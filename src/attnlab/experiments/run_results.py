@@ -17,7 +17,7 @@ from attnlab.config import Config, config_to_dict, load_config
 from attnlab.evaluation.evaluate import evaluate_run, evaluation_key, key_digest
 from attnlab.rundir import RunDir, RunError, cell_number, open_run, read_json, read_rows
 
-__all__ = ["RunResults", "load_run_results", "ensure_evaluated", "flat_config", "timed_metrics"]
+__all__ = ["RunResults", "load_run_results", "read_run_files", "ensure_evaluated", "flat_config", "timed_metrics"]
 
 
 @dataclass
@@ -52,17 +52,24 @@ class RunResults:
 
 def load_run_results(run_dir: str | Path, name: str | None = None, evaluate: bool = True) -> RunResults:
     """Read a finished run; with ``evaluate``, translate val and test first where that is still to do."""
-    run = open_run(run_dir)
-    if not run.summary.is_file():
-        raise RunError(f"{run.root} has no summary.json: its training has not finished "
-                       f"(continue it with 'attnlab train --resume {run.root}')")
-    summary = read_json(run.summary, "run summary")
+    run, summary, config, metrics, perf = read_run_files(run_dir)
     scores = {split: ensure_evaluated(run.root, split) if evaluate else _read_scores(run, split)
               for split in ("val", "test")}
     hyps_path = Path(scores["test"]["output_dir"]) / "hyps.txt"
     hypotheses = hyps_path.read_text(encoding="utf-8").split("\n")[:-1]
-    return RunResults(name or run.root.name, run, load_config(run.config), summary, read_rows(run.metrics),
-                      read_rows(run.perf, "perf file"), scores["val"], scores["test"], hypotheses)
+    return RunResults(name or run.root.name, run, config, summary, metrics, perf, scores["val"], scores["test"],
+                      hypotheses)
+
+
+def read_run_files(run_dir: str | Path) -> tuple[RunDir, dict[str, Any], Config, list[dict[str, str]],
+                                                 list[dict[str, str]]]:
+    """A finished run's summary, config, metrics and perf rows: a damaged one is an error before any work."""
+    run = open_run(run_dir)
+    if not run.summary.is_file():
+        raise RunError(f"{run.root} has no summary.json: its training has not finished "
+                       f"(continue it with 'attnlab train --resume {run.root}')")
+    return (run, read_json(run.summary, "run summary"), load_config(run.config), read_rows(run.metrics),
+            read_rows(run.perf, "perf file"))
 
 
 def _stored(run: RunDir, split: str) -> tuple[Path, dict[str, Any]]:
