@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from attnlab.rundir import RunDir
+from attnlab.rundir import RunDir, read_rows
 
 if TYPE_CHECKING:
     from attnlab.config import TrainConfig
@@ -33,9 +33,8 @@ class MetricsCSV(Logger):
         self.flush_every = flush_every
         self._rows: list[dict[str, Any]] = []
         self._columns: list[str] = []
-        if self.path.is_file():
-            with open(self.path, newline="") as handle:
-                self._columns = list(csv.DictReader(handle).fieldnames or [])
+        earlier = read_rows(self.path)  # a resumed run's rows: their columns come first
+        self._columns = list(earlier[0]) if earlier else []
 
     @property
     def name(self) -> str:
@@ -68,8 +67,7 @@ class MetricsCSV(Logger):
         new = set().union(*self._rows) - set(self._columns)
         self._columns = sorted([*self._columns, *new])
         if new and self.path.is_file():  # a new column: write the earlier rows again under the new header
-            with open(self.path, newline="") as handle:
-                earlier = list(csv.DictReader(handle))
+            earlier = read_rows(self.path)
             with open(self.path, "w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=self._columns)
                 writer.writeheader()
@@ -88,11 +86,10 @@ class MetricsCSV(Logger):
 
 def truncate_metrics(path: Path, last_epoch: int) -> None:
     """Drop rows of epochs after ``last_epoch``, the epoch whose end the resumed checkpoint holds."""
-    if not path.is_file():
+    rows = read_rows(path)
+    if not rows:
         return
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields, rows = reader.fieldnames or [], list(reader)
+    fields = list(rows[0])
     kept = [row for row in rows if int(float(row["epoch"])) <= last_epoch]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
