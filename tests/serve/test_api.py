@@ -145,6 +145,21 @@ def test_attention_errors(client: httpx.Client) -> None:
     assert "unknown" in _error(client.post(url.format("missing") + "/view", json={"text": TEXT}), 404)
 
 
+@pytest.mark.parametrize("path", ["attention", "attention/view"])
+def test_attention_limits_and_bad_bodies(client: httpx.Client, path: str) -> None:
+    url = f"/api/runs/transformer/{path}"
+    beam = {"text": TEXT, "beam": LIMITS.max_beam + 1}
+    assert f"allows 1 (greedy) to {LIMITS.max_beam}" in _error(client.post(url, json=beam), 422)
+    assert "beam is 0" in _error(client.post(url, json={"text": TEXT, "beam": 0}), 422)
+    assert f"at most {LIMITS.max_chars}" in _error(client.post(url, json={"text": "x" * (LIMITS.max_chars + 1)}), 422)
+    bad_json = client.post(url, content=b'{"text": "a', headers={"Content-Type": "application/json"})
+    assert "not valid JSON" in _error(bad_json, 400)
+    assert "text: Field required" in _error(client.post(url, json={}), 422)
+    assert "compare_init:" in _error(client.post(url, json={"text": TEXT, "compare_init": "perhaps"}), 422)
+    too_big = {"text": "a" * (LIMITS.max_body_bytes + 1)}
+    assert f"at most {LIMITS.max_body_bytes}" in _error(client.post(url, json=too_big), 413)
+
+
 def test_page_assets_reports_docs_and_status(client: httpx.Client) -> None:
     page = client.get("/").text
     assert "<script src=\"/static/app.js\"></script>" in page and "https://" not in page
