@@ -6,11 +6,13 @@ single line; anything else (a KeyError, a TypeError, a traceback) is a bug the f
 
 from __future__ import annotations
 
+import gzip
 import io
 import string
+import zipfile
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from attnlab.config import Config, ConfigError, config_from_dict, load_config
@@ -106,6 +108,55 @@ def test_corpus_bytes_read_or_fail_in_one_line(tmp_path_factory, raw: bytes) -> 
             continue
         assert all(s and t and "\n" not in s + t for s, t in pairs)
         assert counts.lines >= len(pairs) + counts.empty_skipped
+
+
+def _read_or_fail_in_one_line(pairs) -> list[tuple[str, str]]:
+    try:
+        return list(pairs)
+    except DataError as err:
+        _one_line(err)
+        return []
+
+
+def _tatoeba_zip(text: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("fra.txt", text)
+        archive.writestr("_about.txt", b"attribution")
+    return buffer.getvalue()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 10**6), st.binary(min_size=1, max_size=8))
+@example(raw=b"", at=3478, patch=b"\x8a")  # found by this test: a local header offset before the file's start
+def test_tatoeba_files_and_zips_read_or_fail_in_one_line(tmp_path_factory, raw: bytes, at: int,
+                                                         patch: bytes) -> None:
+    """Any bytes as the release; any sentence file inside a good zip; a good zip with some bytes overwritten."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    archive = _tatoeba_zip(b"Go.\tVa !\tCC-BY 2.0\nI am cold.\tJ'ai froid.\n" * 3)
+    at %= len(archive)
+    damaged = archive[:at] + patch + archive[at + len(patch):]
+    for name, content in (("fra.txt", raw), ("raw.zip", raw), ("inner.zip", _tatoeba_zip(raw)),
+                          ("damaged.zip", damaged)):
+        path = folder / name
+        path.write_bytes(content)
+        for swap in (False, True):
+            pairs = _read_or_fail_in_one_line(iter_pairs("tatoeba", RawCorpus(), path=path,
+                                                         src_lang="fr" if swap else "en",
+                                                         tgt_lang="en" if swap else "fr"))
+            assert all(s and t and "\n" not in s + t for s, t in pairs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.binary(max_size=200), st.booleans())
+def test_multi30k_folders_read_or_fail_in_one_line(tmp_path_factory, src: bytes, tgt: bytes, compress: bool) -> None:
+    """A local Multi30k copy whose two files hold any bytes, gzip-compressed or not (a .gz name either way)."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    for lang, content in (("en", src), ("fr", tgt)):
+        (folder / f"val.{lang}.gz").write_bytes(gzip.compress(content) if compress else content)
+    pairs = _read_or_fail_in_one_line(iter_pairs("multi30k", RawCorpus(), split="val", data_dir=folder,
+                                                 download=False))
+    assert all(s and t and "\n" not in s + t for s, t in pairs)
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,6 +12,7 @@ Text is UTF-8; a byte-order mark at the start of a file is dropped, and ``\\n``,
 
 from __future__ import annotations
 
+import errno
 import gzip
 import zipfile
 import zlib
@@ -155,8 +156,13 @@ def _iter_tatoeba(path: Path, swap: bool, counts: RawCorpus) -> Iterator[tuple[s
                 with archive.open(members[0]) as stream:
                     for src, tgt in _tab_pairs(iter_lines(stream, counts.source), counts.source, counts):
                         yield (tgt, src) if swap else (src, tgt)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
             raise DataError(f"{path} is a damaged zip file ({err}); download or copy it again") from None
+        except OSError as err:  # a damaged directory sends zipfile to seek before the file's start
+            if err.errno != errno.EINVAL:
+                raise  # the machine's error (a read error, a vanished file), not the file's
+            raise DataError(f"{path} is a damaged zip file (an entry points outside the file); download or copy it "
+                            "again") from None
         return
     counts.source = str(path)
     with _open_binary(path) as stream:
