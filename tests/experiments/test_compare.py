@@ -106,3 +106,18 @@ def test_equal_time_table_compares_variants_at_the_same_training_time() -> None:
     assert rnn == ["rnn", "–", "–", "11.00 ± 1.41", "11.00 ± 1.41"]  # at 90 s neither seed has validated
     assert transformer == ["transformer", "–", "3.00 ± 2.83", "15.50 ± 20.51", "37.50 ± 3.54"]
     assert equal_time_table({"rnn": [[]]}) is None
+
+
+def test_seeds_of_a_variant_may_differ_in_a_cap_only_where_it_changed_nothing() -> None:
+    from types import SimpleNamespace
+
+    from attnlab.experiments.compare import _check_epoch_caps
+    from attnlab.rundir import RunError
+
+    def run(cap: int, epochs: int, stopped_early: bool) -> SimpleNamespace:
+        return SimpleNamespace(root=Path(f"run-{cap}-{epochs}"), config=load_config(None, [f"train.epochs={cap}"]),
+                               summary={"epochs": epochs, "stopped_early": stopped_early})
+
+    _check_epoch_caps("v", [run(30, 23, True), run(60, 41, True), run(60, 60, False)])  # 23 < 60: the same
+    with pytest.raises(RunError, match=r"run-30-30 of 'v' ended at its cap of 30 epochs.*--set train.epochs=60"):
+        _check_epoch_caps("v", [run(30, 30, False), run(60, 41, True)])

@@ -205,3 +205,54 @@ def test_two_jobs_at_once_and_a_second_suite_reusing_finished_runs(tatoeba_tsv: 
     assert any("general: trained;" in line for line in lines)
     report = json.loads((sweeps / "second" / "report" / "report.json").read_text())
     assert [v["variant"] for v in report["variants"]] == ["plain", "general"]
+
+
+def test_a_higher_epoch_cap_trains_capped_runs_on_and_keeps_the_rest(tatoeba_tsv: Path, tmp_path: Path) -> None:
+    suite, out = tmp_path / "tiny.yaml", tmp_path / "sweep"
+    suite.write_text(SUITE.format(tsv=tatoeba_tsv), encoding="utf-8")
+    run_sweep(suite, out, overrides=["train.epochs=1", "train.num_threads=1"])
+    assert validation_epochs(out / "plain") == [0]
+    lines: list[str] = []
+    run_sweep(suite, out, overrides=["train.epochs=2", "train.num_threads=1"], log=lines.append)
+    assert sum("trained on from its epoch cap (train.epochs raised to 2)" in line for line in lines) == 2
+    for name in ("plain", "dot"):
+        summary = json.loads(RunDir(out / name).summary.read_text())
+        assert summary["epochs"] == 2 and not summary["interrupted"]
+        assert validation_epochs(out / name) == [0, 1]  # the first epoch kept, the second added once
+        assert "epochs: 2" in RunDir(out / name).config.read_text()
+    lines.clear()
+    run_sweep(suite, out, overrides=["train.epochs=2", "train.num_threads=1"], log=lines.append)
+    assert sum("finished before, kept" in line for line in lines) == 2
+    with pytest.raises(RunError, match=r"has train.epochs 2 and the suite now asks for 1"):
+        run_sweep(suite, out, overrides=["train.epochs=1", "train.num_threads=1"])
+
+
+def test_which_runs_a_new_epoch_cap_keeps(tmp_path: Path) -> None:
+    from attnlab.config import load_config, save_config
+    from attnlab.experiments.sweep import PlannedRun, _check_same_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(load_config(None, ["train.epochs=30"]), run / "config.yaml")
+
+    def planned(epochs: int) -> PlannedRun:
+        return PlannedRun("v", 42, run, load_config(None, [f"train.epochs={epochs}"]))
+
+    def ended(epochs: int, stopped_early: bool) -> None:
+        (run / "summary.json").write_text(json.dumps({"epochs": epochs, "stopped_early": stopped_early,
+                                                      "interrupted": False}))
+
+    ended(23, stopped_early=True)
+    assert _check_same_config(planned(30), "finished") is False
+    assert _check_same_config(planned(60), "finished") is False  # early stopping ended it: the same under 60
+    assert _check_same_config(planned(25), "finished") is False  # ... and under any cap it never reached
+    with pytest.raises(RunError, match="fewer epochs than it may have trained"):
+        _check_same_config(planned(20), "finished")
+    ended(30, stopped_early=False)  # at its cap: it may have improved further
+    assert _check_same_config(planned(60), "finished") is True
+    assert _check_same_config(planned(60), "resume") is True
+    with pytest.raises(RunError, match="fewer epochs"):
+        _check_same_config(planned(29), "finished")
+    with pytest.raises(RunError, match=r"another config \(.*train.lr: 0.001 there, 0.5 now"):
+        _check_same_config(PlannedRun("v", 42, run, load_config(None, ["train.epochs=60", "train.lr=0.5"])),
+                           "finished")

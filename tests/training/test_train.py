@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,8 +13,9 @@ import pytest
 import torch
 
 from attnlab.checkpoints import model_state
+from attnlab.cli import main
 from attnlab.config import ConfigError, load_config
-from attnlab.rundir import RunDir, RunError, RunLock
+from attnlab.rundir import RunDir, RunError, RunLock, read_rows
 from attnlab.training.run import resume, train
 
 RUN_FILES = ["config.yaml", "data.json", "src_vocab.json", "tgt_vocab.json", "metrics.csv", "perf.csv",
@@ -216,3 +218,23 @@ def test_early_stopping_stops_at_the_right_epoch(tiny_tsv: Path, tmp_path: Path,
     assert summary["epochs"] == 6 and summary["stopped_early"]  # epochs 0 .. 5
     assert summary["best"]["epoch"] == 3 and summary["best"]["val/bleu"] == 25.0
     assert load_checkpoint(run.best)["epoch"] == 3 and load_checkpoint(run.last)["epoch"] == 5
+
+
+def test_a_run_at_its_epoch_cap_trains_on_with_a_higher_one(tiny_tsv: Path, tmp_path: Path, capsys) -> None:
+    run, first = train(load_config(None, tiny_overrides(tiny_tsv, epochs=1)), tmp_path / "run")
+    assert first["epochs"] == 1 and not first["stopped_early"]
+    for args, message in ((["--set", "model.hid_dim=8"], "the one key it takes is --set train.epochs=N"),
+                          (["--set", "train.epochs=two"], "a whole number"),
+                          (["--set", "train.epochs=0"], "it must be >= 1")):
+        assert main(["train", "--resume", str(run.root), *args]) == 2
+        assert message in capsys.readouterr().err
+    _, summary = resume(run.root, epochs=2)  # what 'attnlab train --resume RUN --set train.epochs=2' calls
+    assert summary["epochs"] == 2 and load_config(run.config).train.epochs == 2
+    rows = [r for r in read_rows(run.metrics) if r.get("val/loss")]
+    assert [int(float(r["epoch"])) for r in rows] == [0, 1]  # the first epoch's validation kept, once
+    with pytest.raises(RunError, match="below the run's own 2"):
+        resume(run.root, epochs=1)
+    run.summary.write_text(json.dumps({**summary, "stopped_early": True}), encoding="utf-8")
+    with pytest.raises(RunError, match="ended after 2 of its 2 epochs .* more epochs would change nothing"):
+        resume(run.root, epochs=5)
+    assert load_config(run.config).train.epochs == 2 and run.summary.is_file()  # refused: nothing changed

@@ -14,11 +14,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from attnlab.training.run import default_run_dir, resume, train
 
     if args.resume:
-        if args.config or args.set or args.run_dir or args.data_cache:
-            raise ConfigError("--resume continues a run with its own config; give no CONFIG, --set, --run-dir or "
+        if args.config or args.run_dir or args.data_cache:
+            raise ConfigError("--resume continues a run with its own config; give no CONFIG, --run-dir or "
                               "--data-cache")
-        run_dir = args.resume
-        start = lambda: resume(run_dir)  # noqa: E731
+        run_dir, epochs = args.resume, _epoch_cap(args.set or [])
+        start = lambda: resume(run_dir, epochs)  # noqa: E731
     else:
         if not args.config:
             raise ConfigError("give a CONFIG file (e.g. configs/quickstart.yaml) or --resume RUN_DIR")
@@ -40,6 +40,23 @@ def cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(_train_report(run.root, summary))
     return 0
+
+
+def _epoch_cap(overrides: list[str]) -> int | None:
+    """The one key ``--resume`` takes: ``--set train.epochs=N``, to train a run that ended at its cap on."""
+    if not overrides:
+        return None
+    key, _, value = overrides[-1].partition("=")
+    if len(overrides) > 1 or key.strip() != "train.epochs":
+        raise ConfigError("--resume continues a run with its own config; the one key it takes is --set "
+                          "train.epochs=N (a higher epoch cap)")
+    try:
+        epochs = int(value)
+    except ValueError:
+        raise ConfigError(f"--set train.epochs={value}: an epoch count is a whole number") from None
+    if epochs < 1:
+        raise ConfigError(f"--set train.epochs={value}: it must be >= 1")
+    return epochs
 
 
 def _train_report(run_dir, summary: dict) -> str:
@@ -75,7 +92,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     train.add_argument("--run-dir", help="where to write the run (default runs/<config>-<time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint; "
+                       "with --set train.epochs=N, train a run that ended at its epoch cap on, up to N")
     train.add_argument("--data-cache", metavar="DIR",
                        help="reuse the data prepared for this config in DIR, or prepare and store it there "
                             "(a sweep's prepared/ folder)")

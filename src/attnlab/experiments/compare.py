@@ -33,7 +33,14 @@ from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences, spread_rows
 from attnlab.evaluation.significance import DEFAULT_SAMPLES, PairedResult, paired_bootstrap
 from attnlab.experiments.attention_summary import cross_attention_summary
-from attnlab.experiments.run_results import RunResults, flat_config, load_run_results, read_run_files, timed_metrics
+from attnlab.experiments.run_results import (
+    RunResults,
+    ends_the_same,
+    flat_config,
+    load_run_results,
+    read_run_files,
+    timed_metrics,
+)
 from attnlab.experiments.tables import (
     SIGNIFICANCE,
     attention_table,
@@ -106,13 +113,26 @@ def _load_groups(run_dirs: Sequence[str | Path], names: Sequence[str], log: Call
     for name, runs in groups.items():
         first = flat_config(runs[0].config)
         for other in runs[1:]:
-            differ = sorted(k for k, v in flat_config(other.config).items() if first[k] != v and k != "train.seed")
+            differ = sorted(k for k, v in flat_config(other.config).items()
+                            if first[k] != v and k not in ("train.seed", "train.epochs"))
             if differ:
                 raise RunError(f"runs {runs[0].root} and {other.root} are both named '{name}' but differ in "
                                f"{differ[:4]}, not just the seed; give them distinct names")
+        _check_epoch_caps(name, runs)
         for run in runs:  # labels in curves, translations and file names
             run.name = name if len(runs) == 1 else f"{name}-seed{run.config.train.seed}"
     return groups
+
+
+def _check_epoch_caps(name: str, runs: list[RunResults]) -> None:
+    """Seeds of one variant may have different epoch caps only where that changed nothing: every run ends as it
+    would have with the largest cap among them (it stopped early, before the smaller cap)."""
+    cap = max(run.config.train.epochs for run in runs)
+    for run in runs:
+        if not ends_the_same(run.summary, run.config.train.epochs, cap):
+            raise RunError(f"run {run.root} of '{name}' ended at its cap of {run.config.train.epochs} epochs, and "
+                           f"another seed has train.epochs {cap}; train it on with 'attnlab train --resume "
+                           f"{run.root} --set train.epochs={cap}'")
 
 
 def _test_texts(runs: list[RunResults]) -> Texts:

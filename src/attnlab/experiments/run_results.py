@@ -17,7 +17,8 @@ from attnlab.config import Config, config_to_dict, load_config
 from attnlab.evaluation.evaluate import evaluate_run, evaluation_key, key_digest
 from attnlab.rundir import RunDir, RunError, cell_number, open_run, read_json, read_rows
 
-__all__ = ["RunResults", "load_run_results", "read_run_files", "ensure_evaluated", "flat_config", "timed_metrics"]
+__all__ = ["RunResults", "load_run_results", "read_run_files", "ends_the_same", "ensure_evaluated", "flat_config",
+           "timed_metrics"]
 
 
 @dataclass
@@ -108,6 +109,13 @@ def ensure_evaluated(run_dir: str | Path, split: str) -> dict[str, Any]:
             return {**stored, "output_dir": str(path.parent)}
     evaluate_run(run.root, split=split, checkpoint=key["checkpoint"])
     return _read_scores(run, split)
+
+
+def ends_the_same(summary: dict[str, Any], cap: int, epochs: int) -> bool:
+    """Whether a finished run, trained with ``train.epochs: cap``, would have ended the same with ``epochs``:
+    at its own cap, or when early stopping ended it after at most ``epochs`` epochs (a run that ended at its
+    cap may have improved further)."""
+    return epochs == cap or (bool(summary.get("stopped_early")) and int(summary.get("epochs", cap)) <= epochs)
 
 
 def flat_config(cfg: Config) -> dict[str, Any]:

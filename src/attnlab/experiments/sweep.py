@@ -23,10 +23,13 @@ Running the same command again picks up where it stopped: a finished run (``summ
 interrupted) is left alone; an interrupted one (``checkpoints/last.ckpt`` but no finished summary)
 is resumed, ending as if never interrupted; one that never reached its first checkpoint is trained
 again from the start. A run folder whose config differs from the suite's is refused rather than
-mixed in. Each run is evaluated on val and test (beam from its config) as soon as it is trained, in
-its own process. With ``jobs`` > 1 several runs train at once; with ``reuse``, a run whose exact
-config already finished in another sweep is a symbolic link to that run instead of a new training
-(several suites share their baseline).
+mixed in, with one exception: a higher epoch cap (``train.epochs``). Then a run that ended at its
+old cap trains on to the new one (``attnlab train --resume RUN --set train.epochs=N``), and a run
+that early stopping ended before either cap is kept, as it would have ended the same. Each run is
+evaluated on val and test (beam from its config) as soon as it is trained, in its own process. With
+``jobs`` > 1 several runs train at once; with ``reuse``, a run whose exact config already finished in
+another sweep (or one that differs only in a cap it never reached) is a symbolic link to that run
+instead of a new training (several suites share their baseline).
 
 Ctrl-C reaches the sweep and its runs alike; SIGTERM (``kill PID``, a scheduler's time limit) reaches
 only the sweep, which passes it on to the runs in training and stops as on Ctrl-C, so that no run
@@ -51,7 +54,7 @@ from pathlib import Path
 from attnlab.config import Config, load_config, save_config
 from attnlab.data.cache import cached_prepare
 from attnlab.experiments.compare import compare_runs
-from attnlab.experiments.run_results import ensure_evaluated, flat_config
+from attnlab.experiments.run_results import ends_the_same, ensure_evaluated, flat_config
 from attnlab.experiments.suite import Suite, load_suite
 from attnlab.rundir import RunDir, RunError, read_json
 from attnlab.training.run import resume, train
@@ -141,39 +144,50 @@ def run_sweep(
                         names=[p.variant for p in plan], title=title, log=say)
 
 
-def _finished_runs(folder: Path, out: Path) -> dict[str, Path]:
-    """Finished runs in the sweeps under ``folder`` (not ``out`` itself), by their flat config."""
+def _finished_runs(folder: Path, out: Path) -> dict[str, list[Path]]:
+    """Finished runs in the sweeps under ``folder`` (not ``out`` itself), by their flat config without the epoch
+    cap (see :func:`_reusable`)."""
     if not folder.is_dir():
         raise RunError(f"--reuse {folder} is not a folder of sweeps")
-    found: dict[str, Path] = {}
+    found: dict[str, list[Path]] = {}
     for config in sorted(folder.glob("*/*/config.yaml")):
         run = config.parent
         if run.parent.resolve() == out.resolve() or run.is_symlink() or run_state(run) != "finished":
             continue
-        found.setdefault(_config_key(load_config(config)), run)
+        found.setdefault(_config_key(load_config(config)), []).append(run)
     return found
 
 
 def _config_key(config: Config) -> str:
-    return json.dumps(flat_config(config), sort_keys=True)
+    """The flat config without ``train.epochs``: runs that differ only in their cap may have ended the same."""
+    return json.dumps({k: v for k, v in flat_config(config).items() if k != "train.epochs"}, sort_keys=True)
 
 
-def _prepare_all(plan: list[PlannedRun], out: Path, finished: dict[str, Path]) -> None:
+def _reusable(planned: PlannedRun, finished: dict[str, list[Path]]) -> Path | None:
+    """A finished run of the planned config that ended as the planned one would: the same epoch cap, or early
+    stopping before the planned cap."""
+    for run in finished.get(_config_key(planned.config), []):
+        cap = load_config(RunDir(run).config).train.epochs
+        if ends_the_same(read_json(RunDir(run).summary, "run summary"), cap, planned.config.train.epochs):
+            return run
+    return None
+
+
+def _prepare_all(plan: list[PlannedRun], out: Path, finished: dict[str, list[Path]]) -> None:
     """Prepare each distinct data config once, before any run starts (so data errors are reported plainly)."""
     for planned in plan:
-        if run_state(planned.run_dir) in ("new", "restart") and _config_key(planned.config) not in finished:
+        if run_state(planned.run_dir) in ("new", "restart") and _reusable(planned, finished) is None:
             cached_prepare(planned.config.data, out / "prepared")
 
 
-def _train_one(planned: PlannedRun, out: Path, finished: dict[str, Path]) -> str:
+def _train_one(planned: PlannedRun, out: Path, finished: dict[str, list[Path]]) -> str:
     """Bring one run to its end, evaluated on val and test; says what was done."""
     state = run_state(planned.run_dir)
-    if state != "new":
-        _check_same_config(planned)
-    if state == "finished":
+    extend = state != "new" and _check_same_config(planned, state)
+    if state == "finished" and not extend:
         _evaluate(planned.run_dir)
         return "finished before, kept"
-    earlier = finished.get(_config_key(planned.config)) if state == "new" else None
+    earlier = _reusable(planned, finished) if state == "new" else None
     if earlier is not None:
         planned.run_dir.parent.mkdir(parents=True, exist_ok=True)
         if planned.run_dir.exists():
@@ -181,11 +195,14 @@ def _train_one(planned: PlannedRun, out: Path, finished: dict[str, Path]) -> str
         planned.run_dir.symlink_to(os.path.relpath(earlier.resolve(), planned.run_dir.parent.resolve()))
         _evaluate(planned.run_dir)
         return f"the same config finished in {earlier}; linked"
-    summary = _train_in_fresh_process(planned, out / "prepared", state in ("resume", "restart"))
+    summary = _train_in_fresh_process(planned, out / "prepared", state in ("resume", "restart", "finished"))
     if summary.get("interrupted"):
         raise KeyboardInterrupt(f"{planned.run_dir} was interrupted; run the same sweep again to resume it")
     action = {"new": "trained", "resume": "resumed from its last checkpoint",
-              "restart": "trained again from the start (it had stopped before its first checkpoint)"}[state]
+              "restart": "trained again from the start (it had stopped before its first checkpoint)",
+              "finished": "trained on from its epoch cap"}[state]
+    if extend:
+        action += f" (train.epochs raised to {planned.config.train.epochs})"
     return f"{action}; best val/bleu {summary.get('best', {}).get('val/bleu', float('nan')):.2f}"
 
 
@@ -274,7 +291,7 @@ def _start_command(planned: PlannedRun, prepared_dir: Path, resume_run: bool) ->
     a function that waits for its exit code."""
     command = [sys.executable, "-m", "attnlab", "train"]
     if resume_run:
-        command += ["--resume", str(planned.run_dir)]
+        command += ["--resume", str(planned.run_dir), "--set", f"train.epochs={planned.config.train.epochs}"]
     else:
         config_file = prepared_dir.parent / "configs" / f"{planned.run_dir.name}.yaml"
         config_file.parent.mkdir(parents=True, exist_ok=True)
@@ -288,8 +305,8 @@ def _start_command(planned: PlannedRun, prepared_dir: Path, resume_run: bool) ->
 def _train_process(config: Config, run_dir: Path, prepared_dir: Path, resume_run: bool) -> None:
     """The body of the spawned process: train (or resume), then evaluate on val and test, in this process."""
     try:
-        if resume_run:
-            _, summary = resume(run_dir)
+        if resume_run:  # with the planned cap: the run's own, or a higher one to train on to
+            _, summary = resume(run_dir, config.train.epochs)
         else:
             _, summary = train(config, run_dir, data_cache=prepared_dir)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM passed on by the sweep; the run keeps its last checkpoint
@@ -298,11 +315,26 @@ def _train_process(config: Config, run_dir: Path, prepared_dir: Path, resume_run
         _evaluate(run_dir)
 
 
-def _check_same_config(planned: PlannedRun) -> None:
-    saved = flat_config(load_config(RunDir(planned.run_dir).config))
+def _check_same_config(planned: PlannedRun, state: str) -> bool:
+    """Refuse a run folder of another config. The epoch cap alone may differ: True when the run is to train on
+    up to the planned cap (it ended at its own, or was interrupted), False when it stays as it is (the same
+    cap, or early stopping ended it before the planned one)."""
+    run = RunDir(planned.run_dir)
+    saved = flat_config(load_config(run.config))
     differ = sorted(key for key, value in flat_config(planned.config).items() if saved.get(key) != value)
-    if differ:
+    if differ and differ != ["train.epochs"]:
         shown = ", ".join(f"{key}: {saved.get(key)!r} there, {flat_config(planned.config)[key]!r} now"
                           for key in differ[:3])
         raise RunError(f"{planned.run_dir} holds a run of another config ({shown}); to train the suite as it "
                        "is now, choose another --out or move that folder away")
+    cap, planned_cap = saved["train.epochs"], planned.config.train.epochs
+    if not differ or (state == "finished" and ends_the_same(read_json(run.summary, "run summary"), cap,
+                                                            planned_cap)):
+        return False
+    if planned_cap < cap:
+        raise RunError(f"{planned.run_dir} has train.epochs {cap} and the suite now asks for {planned_cap}: fewer "
+                       "epochs than it may have trained; choose another --out or move that folder away")
+    if planned.run_dir.is_symlink():
+        raise RunError(f"{planned.run_dir} is linked to {planned.run_dir.resolve()}, which ended at its cap of {cap} "
+                       f"epochs; train that sweep with train.epochs {planned_cap} first")
+    return True

@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 import warnings
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -236,13 +237,23 @@ def _discard(run: RunDir, existed: bool) -> None:
             path.unlink(missing_ok=True)
 
 
-def resume(run_dir: str | Path) -> tuple[RunDir, dict]:
+def resume(run_dir: str | Path, epochs: int | None = None) -> tuple[RunDir, dict]:
     """Continue an interrupted run from its last completed validation, with the run's own config and data.
 
     A run stopped before its first validation has nothing to continue from: it starts again from
     the beginning, keeping its config (``restarted`` is then True in the summary).
+
+    ``epochs`` raises the run's epoch cap (``train.epochs``) first, the one key a run may change: a
+    run that ended at its cap trains on from its last epoch, with its early-stopping count, best
+    score and optimiser state, up to the new cap. A run that ended before its cap (early stopping, a
+    time budget) is refused: more epochs would change nothing. The schedules attnlab has depend on
+    the step, not on the cap, so the run ends as one trained with the higher cap from the start.
     """
     run = RunDir(Path(run_dir))
+    if epochs is not None:
+        open_run(run_dir)
+        with RunLock(run):
+            _raise_epoch_cap(run, epochs)
     if not run.config.is_file() or not run.data_json.is_file():
         if not run.config.is_file():
             open_run(run_dir)  # says what is wrong: missing, a file, or not a run
@@ -264,6 +275,26 @@ def resume(run_dir: str | Path) -> tuple[RunDir, dict]:
         truncate_metrics(run.metrics, epoch)
         truncate_metrics(run.perf, epoch)
         return run, _fit(cfg, run, data, ckpt_path=run.last)
+
+
+def _raise_epoch_cap(run: RunDir, epochs: int) -> None:
+    cfg = load_config(run.config)
+    cap = cfg.train.epochs
+    if epochs == cap:
+        return
+    if epochs < cap:
+        raise RunError(f"train.epochs {epochs} is below the run's own {cap}; a resumed run can only train longer")
+    if run.summary.is_file():
+        summary = read_json(run.summary, "run summary")
+        trained = summary.get("epochs")
+        if not summary.get("interrupted") and (summary.get("stopped_early") or trained != cap):
+            raise RunError(f"{run.root} ended after {trained} of its {cap} epochs (early stopping or its time "
+                           "budget), not at its cap: more epochs would change nothing")
+        run.summary.unlink()  # unfinished again: interrupted from here on, it resumes with the new cap
+    raised = replace(cfg, train=replace(cfg.train, epochs=epochs))
+    partial = run.config.with_name(f".{run.config.name}.tmp")
+    save_config(raised, partial)
+    os.replace(partial, run.config)
 
 
 def _restart_without_data(run: RunDir) -> tuple[RunDir, dict]:
