@@ -238,3 +238,18 @@ def test_a_run_at_its_epoch_cap_trains_on_with_a_higher_one(tiny_tsv: Path, tmp_
     with pytest.raises(RunError, match="ended after 2 of its 2 epochs .* more epochs would change nothing"):
         resume(run.root, epochs=5)
     assert load_config(run.config).train.epochs == 2 and run.summary.is_file()  # refused: nothing changed
+
+
+def test_training_on_from_a_cap_ends_as_training_to_the_higher_cap(tiny_tsv: Path, tmp_path: Path) -> None:
+    """Bit for bit: batches come from (seed, epoch), dropout and teacher-forcing coins from (seed, step)."""
+    straight, _ = train(load_config(None, tiny_overrides(tiny_tsv, epochs=2)), tmp_path / "straight")
+    capped, _ = train(load_config(None, tiny_overrides(tiny_tsv, epochs=1)), tmp_path / "capped")
+    resume(capped.root, epochs=2)
+
+    def numbers(run: RunDir) -> list[dict[str, str]]:
+        return [{k: v for k, v in row.items() if k.startswith(("train/", "val/")) or k in ("epoch", "step")}
+                for row in read_rows(run.metrics)]
+
+    assert numbers(capped) == numbers(straight)
+    ours, theirs = model_state(capped.last), model_state(straight.last)
+    assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
