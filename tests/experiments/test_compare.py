@@ -121,3 +121,18 @@ def test_seeds_of_a_variant_may_differ_in_a_cap_only_where_it_changed_nothing() 
     _check_epoch_caps("v", [run(30, 23, True), run(60, 41, True), run(60, 60, False)])  # 23 < 60: the same
     with pytest.raises(RunError, match=r"run-30-30 of 'v' ended at its cap of 30 epochs.*--set train.epochs=60"):
         _check_epoch_caps("v", [run(30, 30, False), run(60, 41, True)])
+
+
+def test_a_cap_that_changed_nothing_is_no_difference_from_the_baseline() -> None:
+    from types import SimpleNamespace
+
+    from attnlab.experiments.tables import config_differences
+
+    def run(cap: int, epochs: int, stopped_early: bool, *extra: str) -> SimpleNamespace:
+        return SimpleNamespace(config=load_config(None, [f"train.epochs={cap}", *extra]),
+                               summary={"epochs": epochs, "stopped_early": stopped_early})
+
+    baseline = run(30, 22, True)
+    assert config_differences(run(60, 21, True, "train.teacher_forcing=0.5"), baseline) == ["train.teacher_forcing=0.5"]
+    assert config_differences(run(60, 41, True), baseline) == ["train.epochs=60"]  # it trained past 30
+    assert config_differences(run(60, 21, True), run(30, 30, False)) == ["train.epochs=60"]  # the baseline hit 30

@@ -18,7 +18,7 @@ from typing import Any
 
 from attnlab.evaluation.significance import PairedResult
 from attnlab.experiments.attention_summary import SUMMARY_STATS
-from attnlab.experiments.run_results import RunResults, flat_config
+from attnlab.experiments.run_results import RunResults, ends_the_same, flat_config
 from attnlab.models.summary import format_count
 from attnlab.viz.report import Table
 
@@ -30,10 +30,14 @@ Tests = list[dict[str, PairedResult] | None]
 
 
 def config_differences(run: RunResults, baseline: RunResults) -> list[str]:
-    """``key=value`` for every config key where ``run`` differs from ``baseline``."""
+    """``key=value`` for every config key where ``run`` differs from ``baseline``; not the epoch caps when each
+    run would have ended the same under the other's (early stopping ended both before either cap)."""
     base = flat_config(baseline.config)
+    caps = run.config.train.epochs, baseline.config.train.epochs
+    same_end = ends_the_same(run.summary, caps[0], caps[1]) and ends_the_same(baseline.summary, caps[1], caps[0])
     return [f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-            for key, value in flat_config(run.config).items() if base[key] != value]
+            for key, value in flat_config(run.config).items()
+            if base[key] != value and not (key == "train.epochs" and same_end)]
 
 
 def variant_row(name: str, runs: list[RunResults], baseline: list[RunResults], tests: Tests | None) -> dict[str, Any]:
