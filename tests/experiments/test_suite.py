@@ -40,7 +40,7 @@ def test_every_variant_loads_and_builds(path: Path) -> None:
         budgets.add((c.train.epochs, c.train.patience, c.train.monitor, c.train.batch_size, c.data.corpus,
                      c.data.prefixes, c.data.max_len))
     # one stopping rule and data setting for every variant: converge (early stopping on validation BLEU)
-    assert budgets == {(30, 5, "val/bleu", 32, "tatoeba", True, 10)}
+    assert budgets == {(60, 5, "val/bleu", 32, "tatoeba", True, 10)}
     assert suite.baseline in suite.variants
 
 
