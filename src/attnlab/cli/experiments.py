@@ -37,7 +37,8 @@ def _add_sweep_command(sub: argparse._SubParsersAction) -> None:
         description="Train every variant of a suite (experiments/NAME.yaml: a base config and named variants of "
                     "it) on the same prepared data and budget, evaluate each on val and test, and write a "
                     "comparison report to OUT/report/. Running it again skips finished runs and resumes "
-                    "interrupted ones. See experiments/README.md for the suite format.",
+                    "interrupted ones; with a higher train.epochs, runs that ended at the old cap train on. See "
+                    "experiments/README.md for the suite format.",
     )  # fmt: skip
     sweep.add_argument("suite", metavar="SUITE", help="suite file, e.g. experiments/attention.yaml")
     sweep.add_argument("--seeds", type=int, default=1, help="runs per variant, with train.seed + 0, 1, ... (default 1)")
@@ -46,8 +47,9 @@ def _add_sweep_command(sub: argparse._SubParsersAction) -> None:
                        help="runs trained at once, each in its own process (default 1; with 2, also give "
                             "--set train.num_threads=1)")
     sweep.add_argument("--reuse", metavar="DIR",
-                       help="a folder of earlier sweeps (e.g. runs/sweeps): runs with exactly the same config "
-                            "(seed included) are linked from there instead of trained again")
+                       help="a folder of earlier sweeps (e.g. runs/sweeps): runs with the same config (seed "
+                            "included; an epoch cap they never reached may differ) are linked from there instead "
+                            "of trained again")
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config key in every variant, e.g. --set train.epochs=2 (repeatable)")
     sweep.set_defaults(func=cmd_sweep)
