@@ -46,6 +46,7 @@ __all__ = [
     "load_config",
     "config_from_dict",
     "config_to_dict",
+    "config_yaml",
     "save_config",
     "apply_overrides",
     "validate",
@@ -297,6 +298,11 @@ def config_to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def config_yaml(cfg: Config) -> str:
+    """The resolved config (every key, defaults included) as YAML text."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config (every key, defaults included) as YAML."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    Path(path).write_text(config_yaml(cfg), encoding="utf-8")

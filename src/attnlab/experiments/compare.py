@@ -37,9 +37,9 @@ from attnlab.experiments.run_results import (
     RunResults,
     ends_the_same,
     flat_config,
-    load_run_results,
     read_run_files,
     timed_metrics,
+    with_scores,
 )
 from attnlab.experiments.tables import (
     SIGNIFICANCE,
@@ -105,11 +105,10 @@ def compare_runs(
 
 def _load_groups(run_dirs: Sequence[str | Path], names: Sequence[str], log: Callable[[str], None]) -> Groups:
     groups: Groups = {}
-    for run_dir in run_dirs:  # every run's files read first: a damaged one stops the report before any evaluation
-        read_run_files(run_dir)
-    for run_dir, name in zip(run_dirs, names, strict=True):
+    files = [read_run_files(run_dir) for run_dir in run_dirs]  # a damaged one stops the report before any evaluation
+    for run_dir, name, run_files in zip(run_dirs, names, files, strict=True):
         log(f"reading {run_dir} (evaluating val and test if needed)")
-        groups.setdefault(str(name), []).append(load_run_results(run_dir))
+        groups.setdefault(str(name), []).append(with_scores(run_files))
     for name, runs in groups.items():
         first = flat_config(runs[0].config)
         for other in runs[1:]:

@@ -17,8 +17,11 @@ from attnlab.config import Config, config_to_dict, load_config
 from attnlab.evaluation.evaluate import evaluate_run, evaluation_key, key_digest
 from attnlab.rundir import RunDir, RunError, cell_number, open_run, read_json, read_rows
 
-__all__ = ["RunResults", "load_run_results", "read_run_files", "ends_the_same", "ensure_evaluated", "flat_config",
-           "timed_metrics"]
+__all__ = ["RunFiles", "RunResults", "read_run_files", "with_scores", "ends_the_same",
+           "ensure_evaluated", "flat_config", "timed_metrics"]
+
+
+RunFiles = tuple[RunDir, dict[str, Any], Config, list[dict[str, str]], list[dict[str, str]]]
 
 
 @dataclass
@@ -51,19 +54,17 @@ class RunResults:
         return sum(times) / len(times) if times else None
 
 
-def load_run_results(run_dir: str | Path, name: str | None = None, evaluate: bool = True) -> RunResults:
-    """Read a finished run; with ``evaluate``, translate val and test first where that is still to do."""
-    run, summary, config, metrics, perf = read_run_files(run_dir)
-    scores = {split: ensure_evaluated(run.root, split) if evaluate else _read_scores(run, split)
-              for split in ("val", "test")}
+def with_scores(files: RunFiles) -> RunResults:
+    """A run's files (:func:`read_run_files`) and its val and test scores, evaluated first where still to do."""
+    run, summary, config, metrics, perf = files
+    scores = {split: ensure_evaluated(run.root, split) for split in ("val", "test")}
     hyps_path = Path(scores["test"]["output_dir"]) / "hyps.txt"
     hypotheses = hyps_path.read_text(encoding="utf-8").split("\n")[:-1]
-    return RunResults(name or run.root.name, run, config, summary, metrics, perf, scores["val"], scores["test"],
+    return RunResults(run.root.name, run, config, summary, metrics, perf, scores["val"], scores["test"],
                       hypotheses)
 
 
-def read_run_files(run_dir: str | Path) -> tuple[RunDir, dict[str, Any], Config, list[dict[str, str]],
-                                                 list[dict[str, str]]]:
+def read_run_files(run_dir: str | Path) -> RunFiles:
     """A finished run's summary, config, metrics and perf rows: a damaged one is an error before any work."""
     run = open_run(run_dir)
     if not run.summary.is_file():

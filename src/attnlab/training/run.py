@@ -25,8 +25,8 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from attnlab.checkpoints import check_state_dict, load_checkpoint, model_state
-from attnlab.config import Config, ConfigError, load_config, monitor_mode, save_config
+from attnlab.checkpoints import atomic_write, check_state_dict, load_checkpoint, model_state
+from attnlab.config import Config, ConfigError, config_yaml, load_config, monitor_mode, save_config
 from attnlab.data.batching import make_batches, padding_share
 from attnlab.data.cache import cached_prepare, data_key
 from attnlab.data.errors import DataError
@@ -292,9 +292,7 @@ def _raise_epoch_cap(run: RunDir, epochs: int) -> None:
                            "budget), not at its cap: more epochs would change nothing")
         run.summary.unlink()  # unfinished again: interrupted from here on, it resumes with the new cap
     raised = replace(cfg, train=replace(cfg.train, epochs=epochs))
-    partial = run.config.with_name(f".{run.config.name}.tmp")
-    save_config(raised, partial)
-    os.replace(partial, run.config)
+    atomic_write(run.config, lambda handle: handle.write(config_yaml(raised).encode("utf-8")))
 
 
 def _restart_without_data(run: RunDir) -> tuple[RunDir, dict]:
