@@ -36,25 +36,21 @@ from attnlab.evaluation.evaluate import split_texts
 DEFAULT_DATA = os.environ.get("ATTNLAB_DATA", "../shared/data/multi30k")  # from the project root
 
 
-def attnlab_search(translator: Translator, batches: list[list[list[int]]], beam: int) -> int:
+Batches = list[tuple[list[list[int]], list[int]]]  # (source ids, each source's output limit)
+
+
+def attnlab_search(translator: Translator, batches: Batches, beam: int) -> None:
     norm = LengthNorm(translator.length_penalty, translator.length_penalty_form)
-    calls = 0
-    for batch in batches:
+    for batch, _ in batches:
         translator.fast_search.search(batch, beam, 1, norm, translator.max_len_ratio, translator.max_len)
-        limits = length_limits(torch.tensor([len(s) for s in batch]), translator.max_len_ratio, translator.max_len)
-        calls += len(set(limits.tolist()))
-    return calls
 
 
-def one_call_per_batch(translator: Translator, batches: list[list[list[int]]], beam: int) -> int:
+def one_call_per_batch(translator: Translator, batches: Batches, beam: int) -> None:
     norm = LengthNorm(translator.length_penalty, translator.length_penalty_form)
     search = translator.fast_search
-    for batch in batches:
-        limit = int(length_limits(torch.tensor([len(s) for s in batch]), translator.max_len_ratio,
-                                  translator.max_len).max())
+    for batch, limits in batches:
         search.engine.translate_batch([[search.src_itos[i] for i in ids] for ids in batch],
-                                      **_options(beam, 1, norm, limit))
-    return len(batches)
+                                      **_options(beam, 1, norm, max(limits)))
 
 
 def main() -> None:
@@ -69,18 +65,24 @@ def main() -> None:
     translators = {t: Translator.from_run(args.export, threads=t) for t in (1, 2)}
     for translator in translators.values():
         translator.length_penalty_form = "power"
-    cfg = translators[1].cfg
+    reader = translators[1]
+    cfg = reader.cfg
     sources, _ = split_texts(replace(cfg, data=replace(cfg.data, data_dir=args.data_dir)), args.split)
-    ids = sorted((translators[1].read_source(s, i).src_ids for i, s in enumerate(sources)), key=len, reverse=True)
-    batches = [ids[start: start + 64] for start in range(0, len(ids), 64) if ids[start]]
+    ids = sorted((reader.read_source(s, i).src_ids for i, s in enumerate(sources)), key=len, reverse=True)
+    ids = [row for row in ids if row]  # an empty source is answered without a search
+    batches = []
+    for start in range(0, len(ids), 64):
+        batch = ids[start: start + 64]
+        limits = length_limits(torch.tensor([len(row) for row in batch]), reader.max_len_ratio, reader.max_len)
+        batches.append((batch, limits.tolist()))
     ways = {"attnlab search": attnlab_search, "one call per batch": one_call_per_batch}
+    calls = {"attnlab search": sum(len(set(limits)) for _, limits in batches), "one call per batch": len(batches)}
     times: dict[tuple[str, int], list[float]] = {}
-    calls: dict[str, int] = {}
     for round_ in range(args.rounds + 1):  # round 0 warms up
         for name, way in ways.items():
             for threads, translator in translators.items():
                 start = time.perf_counter()
-                calls[name] = way(translator, batches if round_ else batches[:1], args.beam)
+                way(translator, batches if round_ else batches[:1], args.beam)
                 if round_:
                     times.setdefault((name, threads), []).append(time.perf_counter() - start)
     print(f"{args.split}: {len(ids)} sentences, beam {args.beam}, batches of 64, medians of {args.rounds} rounds")
