@@ -99,6 +99,8 @@ def plant(path: Path, marker: Path, protocol: int = 2) -> None:
     ("best.ckpt", ["compare", "{run}", "--out", "{tmp}/c"]),
     ("last.ckpt", ["train", "--resume", "{run}"]),
     ("best.ckpt", ["export", "{run}", "--out", "{tmp}/e"]),
+    ("best.ckpt", ["translate", "{run}", "--checkpoint", "{run}/checkpoints/best.ckpt", "--input", "{text}"]),
+    ("last.ckpt", ["evaluate", "{run}", "--checkpoint", "{run}/checkpoints/last.ckpt", "--split", "val"]),
 ])
 def test_a_planted_pickle_is_refused_and_never_runs(copy, tmp_path: Path, capsys, target: str, command: list[str],
                                                      protocol: int) -> None:
@@ -220,8 +222,9 @@ def _best_state(path: Path) -> dict:
 
 
 def test_last_checkpoint_is_the_last_validation_and_a_moved_run_keeps_its_best(tsv: Path, tmp_path: Path) -> None:
-    overrides = tiny(tsv, "train.epochs=4", "train.monitor=val/loss", "train.lr=0.05")
+    overrides = tiny(tsv, "train.epochs=4", "train.monitor=val/bleu", "train.lr=0.05")
     first, summary = train(load_config(None, overrides), tmp_path / "a")
+    assert summary["best"]["epoch"] == 1  # the premise: epochs 2 and 3 do not improve on epoch 1's BLEU
     assert load_checkpoint(first.last)["epoch"] == 3  # every validation rewrites last.ckpt, improved or not
     assert _best_state(first.best)["best_epoch"] == summary["best"]["epoch"]
     # killed in its third epoch, moved to another folder, resumed there: the best is still the best
@@ -231,11 +234,11 @@ def test_last_checkpoint_is_the_last_validation_and_a_moved_run_keeps_its_best(t
     assert result.returncode == -signal.SIGKILL and load_checkpoint(RunDir(killed).last)["epoch"] == 1
     moved = Path(shutil.move(killed, tmp_path / "moved"))
     _, resumed = resume(moved)
-    losses = [float(r["val/loss"]) for r in read_rows(RunDir(moved).metrics) if r["val/loss"]]
+    scores = [float(r["val/bleu"]) for r in read_rows(RunDir(moved).metrics) if r["val/bleu"]]
     state = _best_state(RunDir(moved).best)
-    assert len(losses) == 4 and state["best_score"] == pytest.approx(min(losses))
+    assert len(scores) == 4 and state["best_score"] == pytest.approx(max(scores))
     assert state["best_epoch"] == resumed["best"]["epoch"] == summary["best"]["epoch"]
-    assert resumed["best"]["val/loss"] == pytest.approx(summary["best"]["val/loss"])
+    assert resumed["best"]["val/bleu"] == pytest.approx(summary["best"]["val/bleu"])
 
 
 def test_a_second_training_of_the_same_folder_is_refused(run: Path, tsv: Path, tmp_path: Path, capsys) -> None:
@@ -320,7 +323,10 @@ def test_a_name_cannot_write_outside_the_output_folder(run: Path, tmp_path: Path
     ("train.batch_size=0", "train.batch_size"), ("train.batch_size=-3", "train.batch_size"),
     ("model.emb_dim=-1", "model.emb_dim"), ("train.clip=-1", "train.clip"), ("train.patience=-1", "train.patience"),
     ("train.teacher_forcing=1.5", "train.teacher_forcing"), ("data.val_ratio=1.2", "data.val_ratio"),
-    ("train.max_minutes=0", "train.max_minutes"),
+    ("train.max_minutes=0", "train.max_minutes"), ("train.seed=-1", "train.seed"),
+    ("train.seed=4294967296", "train.seed"), ("train.lr=.nan", "train.lr"),
+    ("train.max_minutes=.inf", "train.max_minutes"), ("train.weight_decay=.nan", "train.weight_decay"),
+    ("model.dropout=.nan", "model.dropout"),
 ])
 def test_bad_values_are_refused_before_anything_is_made(tsv: Path, tmp_path: Path, capsys, override: str,
                                                           needle: str) -> None:
@@ -368,10 +374,15 @@ def test_damaged_corpus_files(tmp_path: Path, multi30k_dir: Path, capsys) -> Non
     (local / "val.fr.gz").write_text("une phrase\n", encoding="utf-8")  # plain text under a .gz name
     one_line_error(*cli(capsys, "data", "stats", "--corpus", "multi30k", "--data-dir", local), "val.fr.gz",
                    "not gzip-compressed")
+    cut = tmp_path / "cut.tsv.gz"  # a cut download given as a file of pairs
+    lines = "".join(f"sentence {i} .\tphrase {i * 7} .\n" for i in range(5000)).encode()
+    cut.write_bytes(gzip.compress(lines)[:2000])
+    one_line_error(*cli(capsys, "data", "stats", "--src", cut), str(cut), "damaged gzip")
     empty = tmp_path / "empty.tsv"
     empty.write_bytes(b"")
     one_line_error(*cli(capsys, "data", "stats", "--src", empty), str(empty), "is empty")
     one_line_error(*cli(capsys, "data", "stats", "--src", tmp_path), str(tmp_path), "is a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tsv.gz", "empty.tsv", "fake.gz", "m30k"]
 
 
 def test_arguments_that_would_do_nothing(tmp_path: Path, capsys) -> None:
@@ -380,12 +391,32 @@ def test_arguments_that_would_do_nothing(tmp_path: Path, capsys) -> None:
     one_line_error(*cli(capsys, "data", "stats", "--corpus", "multi30k", "--data-dir", tmp_path / "nowhere"),
                    "nowhere", "does not exist")
     one_line_error(*cli(capsys, "data", "stats", "--set", "data.data_dir=/tmp"), "'data.data_dir'", "multi30k")
+    assert not any(tmp_path.iterdir())  # nothing was made
 
 
-@pytest.mark.parametrize("name", ["data.json", "summary.json", "metrics.csv", "src_vocab.json"])
-def test_corrupt_run_files_are_named(copy, tmp_path: Path, capsys, name: str) -> None:
+def test_evaluate_refuses_a_data_dir_that_would_do_nothing(run: Path, tmp_path: Path, capsys) -> None:
+    before = digest(run)  # the run trained on files: a Multi30k folder would be ignored
+    one_line_error(*cli(capsys, "evaluate", run, "--split", "test", "--data-dir", tmp_path / "nowhere"),
+                   "--data-dir applies to Multi30k runs", "'files'")
+    assert digest(run) == before
+    from attnlab.data.errors import DataError
+    from attnlab.evaluation.evaluate import _with_data_dir
+
+    with pytest.raises(DataError, match="--data-dir .*nowhere does not exist"):  # and for a Multi30k run
+        _with_data_dir(load_config(None, ["data.corpus=multi30k"]), str(tmp_path / "nowhere"))
+
+
+GARBAGE = b"\x00\xff{{ not what it should be"
+
+
+@pytest.mark.parametrize("name,content", [
+    ("data.json", GARBAGE), ("summary.json", GARBAGE), ("metrics.csv", GARBAGE), ("src_vocab.json", GARBAGE),
+    ("data.json", b'"a string"'), ("summary.json", b"[]"),  # valid JSON, but not an object
+    ("metrics.csv", b"epoch,step,val/bleu\r\n0,10,3.5\r\nlast,20,4.0\r\n"),  # text where a count belongs
+])
+def test_corrupt_run_files_are_named(copy, tmp_path: Path, capsys, name: str, content: bytes) -> None:
     folder = copy()
-    (folder / name).write_bytes(b"\x00\xff{{ not what it should be")
+    (folder / name).write_bytes(content)
     text = tmp_path / "in.txt"
     text.write_text("i am cold .\n", encoding="utf-8")
     command = ["compare", folder, "--out", tmp_path / "c"] if name in ("summary.json", "metrics.csv") else \
@@ -393,6 +424,18 @@ def test_corrupt_run_files_are_named(copy, tmp_path: Path, capsys, name: str) ->
     before = digest(folder)
     code, err = cli(capsys, *command)
     one_line_error(code, err, name)
+    assert digest(folder) == before
+    if name in ("summary.json", "metrics.csv"):  # resuming reads both: a named error, nothing changed
+        one_line_error(*cli(capsys, "train", "--resume", folder, "--set", "train.epochs=999"), name)
+        assert digest(folder) == before
+
+
+def test_a_damaged_prepared_file_is_named_in_one_line(copy, capsys) -> None:
+    folder = copy()
+    ids = folder / "prepared" / "train.src.ids"
+    ids.write_bytes(ids.read_bytes()[:-8])  # a truncated copy
+    before = digest(folder)
+    one_line_error(*cli(capsys, "evaluate", folder, "--split", "test"), "train.src.ids", "damaged")
     assert digest(folder) == before
 
 
@@ -427,7 +470,9 @@ def test_outputs_inputs_and_paths(run: Path, tmp_path: Path, capsys) -> None:
 
 def test_an_empty_test_split(tsv: Path, tmp_path: Path, capsys) -> None:
     folder, _ = train(load_config(None, tiny(tsv, "data.test_ratio=0", "train.epochs=1")), tmp_path / "r")
+    before = digest(folder.root)
     one_line_error(*cli(capsys, "evaluate", folder.root, "--split", "test"), "test split", "empty")
+    assert digest(folder.root) == before and not list(folder.evaluations.glob("test-*"))
 
 
 def test_a_read_only_folder(run: Path, tmp_path: Path, capsys, monkeypatch) -> None:

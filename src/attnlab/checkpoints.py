@@ -29,8 +29,8 @@ from torch import nn
 
 from attnlab.rundir import RunError
 
-__all__ = ["CHECKPOINT_FORMAT", "FORMAT_KEY", "atomic_write", "atomic_torch_save", "load_checkpoint", "model_state",
-           "check_state_dict"]
+__all__ = ["CHECKPOINT_FORMAT", "FORMAT_KEY", "atomic_write", "atomic_write_text", "atomic_torch_save",
+           "load_checkpoint", "model_state", "check_state_dict"]
 
 CHECKPOINT_FORMAT = 1
 FORMAT_KEY = "attnlab_format"
@@ -50,6 +50,11 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """``path`` holds ``text`` (UTF-8) afterwards, or its previous content if the write fails or is killed."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _sync_folder(folder: Path) -> None:

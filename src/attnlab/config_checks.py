@@ -7,6 +7,8 @@ run from here too. A broken rule is a :class:`ConfigError` naming the key and th
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ def validate(cfg: Config, source: str | None = None) -> None:
     they are run here too, so a config is refused before any data is read or folder made.
     """
     try:
+        _check_finite(cfg)
         check_model(cfg.model)
         _check_data(cfg.data)
         _check_train(cfg.train)
@@ -51,6 +54,16 @@ def _with_source(message: str, source: str) -> str:
     if not match:
         return f"{message} (in {source})"
     return f"{message[:match.end()]} in {source}{message[match.end():]}"
+
+
+def _check_finite(cfg: Config) -> None:
+    """No NaN or infinity anywhere: YAML reads ``.nan`` and ``.inf`` as numbers, and NaN passes every ``<``."""
+    for section in dataclasses.fields(cfg):
+        values = getattr(cfg, section.name)
+        for key in dataclasses.fields(values):
+            value = getattr(values, key.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"config key '{section.name}.{key.name}' is {value}; it must be a finite number")
 
 
 def _at_least(section: str, values: Any, minimum: float, *keys: str, optional: bool = False) -> None:
@@ -92,6 +105,8 @@ def _check_data(d: DataConfig) -> None:
 
 
 def _check_train(t: TrainConfig) -> None:
+    if not 0 <= t.seed < 2**32:
+        raise ValueError(f"config key 'train.seed' is {t.seed}; it must be in [0, 2**32) (numpy's seed range)")
     _at_least("train", t, 1, "epochs", "log_every", "num_nodes")
     _at_least("train", t, 0, "warmup", "weight_decay", "num_samples", "attention_snapshots")
     _at_least("train", t, 1, "batch_tokens", "batch_size", "patience", "val_bleu_sentences", "num_threads",

@@ -182,7 +182,20 @@ def read_rows(path: Path, what: str = "metrics file") -> list[dict[str, str]]:
         raise RunError(f"{what} {path} is unreadable or corrupt ({err})") from None
     if rows and not {"epoch", "step"} <= set(rows[0]):
         raise RunError(f"{what} {path} is corrupt: it has no epoch and step columns")
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        if not all(_is_count(row[key]) for key in ("epoch", "step")):
+            raise RunError(f"{what} {path} is corrupt at line {line}: epoch {row['epoch']!r} and step "
+                           f"{row['step']!r} must be whole numbers")
     return rows
+
+
+def _is_count(cell: str | None) -> bool:
+    """True for a CSV cell holding a non-negative whole number ('3', or '3.0' as some tools write it)."""
+    try:
+        number = float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(number) and number >= 0 and number == int(number)
 
 
 def cell_number(value: Any) -> float | None:
@@ -196,11 +209,15 @@ def cell_number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def read_json(path: Path, what: str) -> Any:
-    """A JSON file that belongs to a run or a prepared dataset; a missing or corrupt one is a RunError."""
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object that belongs to a run or a prepared dataset; a missing or corrupt one is a RunError."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunError(f"{what} {path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RunError(f"{what} {path} is unreadable or corrupt ({err}); restore it or retrain") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{what} {path} is corrupt: it holds a JSON {type(value).__name__}, not an object; "
+                       "restore it or retrain")
+    return value

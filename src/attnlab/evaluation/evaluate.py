@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from attnlab.checkpoints import atomic_write_text
 from attnlab.config import Config
 from attnlab.data.corpora import RawCorpus, iter_lines, iter_pairs
 from attnlab.data.errors import DataError
@@ -162,7 +163,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = "test", src_file: str 
               **grouped.score(translations), "key": key}
     out = root / "eval" / f"{name}-beam{beam}-{key_digest(key)}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "hyps.txt").write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
-    (out / "scores.json").write_text(json.dumps(scores, indent=2), encoding="utf-8")
+    atomic_write_text(out / "hyps.txt", "".join(h + "\n" for h in hypotheses))
+    atomic_write_text(out / "scores.json", json.dumps(scores, indent=2))  # last: a kill leaves no scores
     scores["output_dir"] = str(out)
     return scores

@@ -9,6 +9,7 @@ metric was not logged. A resumed run appends to the rows of the epochs it does n
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from attnlab.checkpoints import atomic_write_text
 from attnlab.rundir import RunDir, read_rows
 
 if TYPE_CHECKING:
@@ -91,10 +93,11 @@ def truncate_metrics(path: Path, last_epoch: int) -> None:
         return
     fields = list(rows[0])
     kept = [row for row in rows if int(float(row["epoch"])) <= last_epoch]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(kept)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields)  # "\r\n" rows, as the logger writes them
+    writer.writeheader()
+    writer.writerows(kept)
+    atomic_write_text(path, text.getvalue())  # a kill keeps the old file
 
 
 def build_loggers(cfg: TrainConfig, run_dir: Path) -> list[Logger]:

@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from attnlab.checkpoints import atomic_write, check_state_dict, load_checkpoint, model_state
+from attnlab.checkpoints import atomic_write_text, check_state_dict, load_checkpoint, model_state
 from attnlab.config import Config, ConfigError, config_yaml, load_config, monitor_mode, save_config
 from attnlab.data.batching import make_batches, padding_share
 from attnlab.data.cache import cached_prepare, data_key
@@ -180,7 +180,7 @@ def _write_summary(cfg: Config, run: RunDir, data: PreparedData, model, trainer:
             {"epoch": checkpoints.best_epoch, "step": checkpoints.best_step} if best else {}),
         "data": data.report.split_pairs,
     }
-    run.summary.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    atomic_write_text(run.summary, json.dumps(summary, indent=2))
     return summary
 
 
@@ -279,6 +279,8 @@ def resume(run_dir: str | Path, epochs: int | None = None) -> tuple[RunDir, dict
 
 def _raise_epoch_cap(run: RunDir, epochs: int) -> None:
     cfg = load_config(run.config)
+    for rows in (run.metrics, run.perf):  # a damaged file the resume reads is refused before anything changes
+        read_rows(rows)
     cap = cfg.train.epochs
     if epochs == cap:
         return
@@ -292,7 +294,7 @@ def _raise_epoch_cap(run: RunDir, epochs: int) -> None:
                            "budget), not at its cap: more epochs would change nothing")
         run.summary.unlink()  # unfinished again: interrupted from here on, it resumes with the new cap
     raised = replace(cfg, train=replace(cfg.train, epochs=epochs))
-    atomic_write(run.config, lambda handle: handle.write(config_yaml(raised).encode("utf-8")))
+    atomic_write_text(run.config, config_yaml(raised))
 
 
 def _restart_without_data(run: RunDir) -> tuple[RunDir, dict]:
