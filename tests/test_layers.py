@@ -8,10 +8,13 @@ import is still a dependency); imports under ``if TYPE_CHECKING:`` are annotatio
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "attnlab"
 
@@ -19,13 +22,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "attnlab"
 LAYERS = {
     "attnlab": 0, "attnlab.config": 0, "attnlab.config_checks": 0, "attnlab.config_files": 0, "attnlab.rundir": 0,
     "attnlab.models.options": 0, "attnlab.data.errors": 0,
-    "attnlab.data": 1, "attnlab.models": 1, "attnlab.checkpoints": 1,
-    "attnlab.decoding": 2, "attnlab.viz": 2,
-    "attnlab.evaluation": 3,
-    "attnlab.training": 4,
-    "attnlab.experiments": 5, "attnlab.export": 5,
-    "attnlab.serve": 6,
-    "attnlab.cli": 7, "attnlab.__main__": 7,
+    "attnlab.data": 1, "attnlab.models": 1, "attnlab.checkpoints": 1, "attnlab.attention_view": 1,
+    "attnlab.decoding": 2,
+    "attnlab.viz": 3,
+    "attnlab.evaluation": 4,
+    "attnlab.training": 5,
+    "attnlab.experiments": 6, "attnlab.export": 6,
+    "attnlab.serve": 7,
+    "attnlab.cli": 8, "attnlab.__main__": 8,
 }
 HEAVY = ("torch", "lightning", "matplotlib", "sacrebleu", "numpy", "sentencepiece", "ctranslate2", "fastapi")
 
@@ -114,9 +118,26 @@ def test_models_import_only_torch() -> None:
                 assert module.startswith(allowed) or module in ("attnlab.config",), f"{name} imports {module}"
 
 
-def test_help_and_import_load_no_heavy_library() -> None:
-    code = ("import sys, attnlab, attnlab.cli as cli; cli.build_parser(); "
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+@pytest.mark.parametrize("argv", [["--help"], ["translate", "--help"]])
+def test_help_loads_no_heavy_library(argv: list[str]) -> None:
+    """``python -m attnlab --help`` run as is (``__main__``, the parser, argparse's exit), then the modules it left."""
+    code = "\n".join([
+        "import json, runpy, sys",
+        f"sys.argv = ['attnlab', *{argv!r}]",
+        "try:",
+        "    runpy.run_module('attnlab', run_name='__main__', alter_sys=True)",
+        "except SystemExit as stop:",
+        "    status = stop.code",
+        f"print('LOADED', json.dumps([status, sorted(m for m in {HEAVY!r} if m in sys.modules)]))",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.startswith("usage: attnlab"), out.stdout + out.stderr
+    status, heavy = json.loads(out.stdout.rsplit("LOADED ", 1)[1])
+    assert status == 0 and heavy == [], out.stdout[-400:] + out.stderr
+
+
+def test_import_loads_no_heavy_library() -> None:
+    code = f"import sys, attnlab; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 

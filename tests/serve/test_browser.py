@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attnlab.viz import AttentionRecord, render_attention_html, render_attention_view
+from attnlab.attention_view.html import render_attention_html, render_attention_view
+from attnlab.attention_view.records import AttentionRecord
 
 TEXT = "You are not as tall as I am."
 CHROMIUM_FLAGS = ["--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from attnlab.attention_view.html import render_attention_view
+from attnlab.attention_view.records import AttentionRecord
 from attnlab.data.normalize import get_normalizer
 from attnlab.data.vocab import EOS
 from attnlab.decoding.beam import LengthNorm, beam_search
@@ -128,10 +130,6 @@ class Translation:
         """
         if self.cross_attentions is None:
             return None
-        # presentation only: the viz layer (arrays in, HTML out) is imported when a notebook shows this
-        from attnlab.viz.html import render_attention_view
-        from attnlab.viz.records import AttentionRecord
-
         kinds = {"encoder": self.encoder_attentions, "decoder": self.decoder_attentions,
                  "cross": self.cross_attentions}
         record = AttentionRecord.from_arrays(self.src_tokens, self.tgt_tokens, kinds,

@@ -42,23 +42,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from attnlab.attention_view.html import attention_html, render_attention_view
+from attnlab.attention_view.records import AttentionRecord
+from attnlab.attention_view.stats import record_stats, stats_markdown, write_stats_csv
 from attnlab.data.batching import collate
 from attnlab.data.errors import DataError
 from attnlab.decoding.loading import load_run
 from attnlab.decoding.translator import Translator
 from attnlab.rundir import RunError, open_run, run_of_checkpoint
-from attnlab.viz import (
-    AttentionRecord,
-    attention_html,
-    plot_attention,
-    plot_attention_grid,
-    plot_before_after,
-    record_stats,
-    render_attention_view,
-    save_figure,
-    stats_markdown,
-    write_stats_csv,
-)
+from attnlab.viz import plot_attention, plot_attention_grid, plot_before_after, save_figure
 
 __all__ = ["AttentionReport", "attention_report", "collect_attention", "translator_attention", "write_attention_files",
            "sentence_slug", "KIND_CHOICES", "FORMATS"]

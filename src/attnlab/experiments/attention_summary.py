@@ -2,7 +2,7 @@
 
 For each of ``sentences`` test sentences (distinct sources spread over the test set), the reference
 is forced through the run's best model and every cross-attention head's map is summarised with
-:func:`attnlab.viz.stats.head_stats` (entropy, max weight, diagonal share, argmax on the diagonal),
+:func:`attnlab.attention_view.stats.head_stats` (entropy, max weight, diagonal share, argmax on the diagonal),
 plus two numbers that show a head that has collapsed onto one source position:
 
 first_token_share
@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from attnlab.attention_view.stats import head_stats
 from attnlab.data.errors import DataError
 from attnlab.decoding.translator import Translator
 from attnlab.evaluation.attention import translator_attention
 from attnlab.evaluation.references import spread_rows
-from attnlab.viz.stats import head_stats
 
 __all__ = ["SUMMARY_STATS", "cross_attention_summary"]
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from attnlab.models.dropout import MaskDropout
+from attnlab.models.options import POSITIONALS
 
 __all__ = ["sinusoidal_table", "TransformerEmbedding"]
 
@@ -60,15 +61,15 @@ class TransformerEmbedding(nn.Module):
         self.max_positions = max_positions
         self.scale = math.sqrt(d_model)
         self.tokens = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
+        if positional not in POSITIONALS:
+            raise ValueError(f"positional encoding {positional!r} is unknown; expected one of {', '.join(POSITIONALS)}")
         if positional == "sinusoidal":
             # A buffer, not a parameter: rebuilt from the formula, so kept out of checkpoints.
             self.register_buffer("sinusoids", sinusoidal_table(max_positions, d_model), persistent=False)
             self.positions: nn.Embedding | None = None
-        elif positional == "learned":
+        else:  # "learned"
             self.sinusoids = None
             self.positions = nn.Embedding(max_positions, d_model)
-        else:
-            raise ValueError(f"positional encoding {positional!r} is unknown; use 'sinusoidal' or 'learned'")
         self.dropout = MaskDropout(dropout)
         self.reset_parameters()
 

@@ -21,9 +21,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from attnlab.models.options import CELLS
+
 __all__ = ["RNNEncoder", "make_rnn", "run_rnn", "reverse_padded"]
 
-_RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}  # keys: attnlab.models.options.CELLS
+_RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}  # the torch class of each of CELLS
 
 # An RNN state is a tuple of tensors: (h,) for GRU and RNN, (h, c) for LSTM; each (layers * dirs, B, H).
 RNNState = tuple[torch.Tensor, ...]
@@ -33,8 +35,8 @@ def make_rnn(
     cell: str, input_size: int, hidden_size: int, layers: int, dropout: float, bidirectional: bool = False
 ) -> nn.RNNBase:
     """A batch-first ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN``; dropout acts between stacked layers only."""
-    if cell not in _RNN_CLASSES:
-        raise ValueError(f"RNN cell {cell!r} is unknown; expected one of {', '.join(_RNN_CLASSES)}")
+    if cell not in CELLS:
+        raise ValueError(f"RNN cell {cell!r} is unknown; expected one of {', '.join(CELLS)}")
     return _RNN_CLASSES[cell](
         input_size,
         hidden_size,

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.models.dropout import MaskDropout, relu_dropout
+from attnlab.models.options import ACTIVATIONS
 
 __all__ = [
     "KeyValue",
@@ -147,8 +148,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, ffn_dim: int, dropout: float, activation: str = "relu") -> None:
         super().__init__()
-        if activation not in ("relu", "gelu"):
-            raise ValueError(f"activation {activation!r} is unknown; use 'relu' or 'gelu'")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation {activation!r} is unknown; expected one of {', '.join(ACTIVATIONS)}")
         self.relu = activation == "relu"
         self.linear1 = nn.Linear(d_model, ffn_dim)
         self.linear2 = nn.Linear(ffn_dim, d_model)

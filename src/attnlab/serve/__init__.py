@@ -2,7 +2,7 @@
 
 The page (``static/``, plain JavaScript and CSS shipped in the package, nothing fetched from the
 network) lists the runs with their curves and reports, translates, shows attention through the
-same interactive view as the per-sentence pages and notebooks (:mod:`attnlab.viz.html`), and puts
+same interactive view as the per-sentence pages and notebooks (:mod:`attnlab.attention_view.html`), and puts
 two runs side by side. Module by module:
 
 - :mod:`.discovery` finds runs and reports under the given paths, once, at start-up;

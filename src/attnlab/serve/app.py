@@ -30,13 +30,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
+from attnlab.attention_view.html import VIEW_ASSETS, view_asset
 from attnlab.data.errors import DataError
 from attnlab.rundir import RunError
 from attnlab.serve import schemas
 from attnlab.serve.explorer import Explorer, Unavailable, UnknownRun, json_ready
 from attnlab.serve.limits import Gate, LimitError, Overloaded
 from attnlab.serve.runinfo import run_details, run_summary
-from attnlab.viz.html import VIEW_ASSETS, view_asset
 
 __all__ = ["create_app"]
 

@@ -13,14 +13,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from attnlab.attention_view.html import view_fragment
+from attnlab.attention_view.records import AttentionRecord
+from attnlab.attention_view.stats import record_stats
 from attnlab.decoding.translator import Translator
 from attnlab.evaluation.attention import translator_attention
 from attnlab.serve.cache import ModelCache, module_bytes
 from attnlab.serve.discovery import Catalog, RunEntry
 from attnlab.serve.limits import LimitError, Limits
-from attnlab.viz.html import view_fragment
-from attnlab.viz.records import AttentionRecord
-from attnlab.viz.stats import record_stats
 
 __all__ = ["Explorer", "UnknownRun", "Unavailable", "Loader", "load_translator", "json_ready"]
 

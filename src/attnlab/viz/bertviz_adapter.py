@@ -7,7 +7,7 @@ plus ``encoder_tokens`` and ``decoder_tokens``. Our models already return per-la
 what bertviz silently assumes: every kind passed has the same number of layers and heads.
 
 Note that bertviz's own views load require.js from a CDN when displayed; for an offline page use
-:func:`attnlab.viz.html.attention_html`.
+:func:`attnlab.attention_view.html.attention_html`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.viz.records import check_token_counts, query_key_tokens, sentence_layers
+from attnlab.attention_view.records import check_token_counts, query_key_tokens, sentence_layers
 
 __all__ = ["to_bertviz", "bertviz_arguments"]
 

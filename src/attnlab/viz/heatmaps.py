@@ -22,7 +22,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from attnlab.viz.records import check_token_counts, query_key_tokens, sentence_layers, to_numpy, visible_positions
+from attnlab.attention_view.records import (
+    check_token_counts,
+    query_key_tokens,
+    sentence_layers,
+    to_numpy,
+    visible_positions,
+)
 
 __all__ = ["plot_attention", "plot_attention_grid", "plot_before_after", "save_figure"]
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from attnlab.viz import AttentionRecord, attention_html
-from attnlab.viz.html import DATA_ELEMENT_ID
+from attnlab.attention_view.html import DATA_ELEMENT_ID, attention_html
+from attnlab.attention_view.records import AttentionRecord
 
 SRC = ["<bos>", "le", "chat", "</script>", "<eos>", "<pad>"]  # a hostile token must not break the page
 TGT = ["the", "cat", "&", "<eos>"]

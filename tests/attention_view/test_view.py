@@ -7,12 +7,13 @@ import re
 import numpy as np
 import torch
 
+import attnlab.attention_view.html as html_module
 import attnlab.evaluation.attention as attention_module
-import attnlab.viz.html as html_module
+from attnlab.attention_view.html import VIEW_ASSETS, render_attention_view, view_asset, view_fragment
+from attnlab.attention_view.records import AttentionRecord
+from attnlab.attention_view.stats import record_stats
 from attnlab.decoding.translator import Candidate, Translation
 from attnlab.evaluation.attention import AttentionReport, write_attention_files
-from attnlab.viz import AttentionRecord, record_stats, render_attention_view
-from attnlab.viz.html import VIEW_ASSETS, view_asset, view_fragment
 
 SRC, TGT = ["le", "chat", "<eos>"], ["the", "cat", "<eos>"]
 

@@ -3,7 +3,7 @@
 One view serves three places: the per-sentence page :func:`attention_html` writes (``attnlab
 attention``), notebooks (``_repr_html_`` of the results built on an :class:`AttentionRecord`)
 and the ``attnlab serve`` explorer. Python renders the markup (:func:`view_fragment`): the sentence,
-the controls, the per-head statistics table of :mod:`attnlab.viz.stats` and the record as JSON in a
+the controls, the per-head statistics table of :mod:`attnlab.attention_view.stats` and the record as JSON in a
 ``<script type="application/json">`` element. One script shipped in the package,
 ``static/attention-view.js`` (with ``attention-view.css``), brings it to life: kind (encoder /
 decoder / cross), layer and head, a single map or the layers x heads grid, the trained model, the
@@ -26,8 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attnlab.viz.records import KINDS, AttentionRecord, check_token_counts, query_key_tokens
-from attnlab.viz.stats import format_value, record_stats
+from attnlab.attention_view.records import KINDS, AttentionRecord, check_token_counts, query_key_tokens
+from attnlab.attention_view.stats import format_value, record_stats
 
 __all__ = [
     "attention_html",
@@ -49,7 +49,7 @@ def view_asset(name: str) -> str:
     """The text of one of the view's files shipped in the package (see ``VIEW_ASSETS``)."""
     if name not in VIEW_ASSETS:
         raise ValueError(f"{name!r} is not one of the view's files {VIEW_ASSETS}")
-    return (resources.files("attnlab.viz") / "static" / name).read_text(encoding="utf-8")
+    return (resources.files("attnlab.attention_view") / "static" / name).read_text(encoding="utf-8")
 
 
 def _inline_script() -> str:
@@ -62,7 +62,7 @@ def attention_html(
     """Write the interactive page of one sentence to ``path`` (an ``.html`` file) and return it.
 
     ``sentence_record`` is an :class:`AttentionRecord` or its ``to_dict()`` form; ``stats`` its
-    :func:`~attnlab.viz.stats.record_stats` rows when the caller already has them.
+    :func:`~attnlab.attention_view.stats.record_stats` rows when the caller already has them.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

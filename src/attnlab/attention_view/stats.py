@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.viz.records import AttentionRecord, check_token_counts, query_key_tokens, sentence_layers
+from attnlab.attention_view.records import AttentionRecord, check_token_counts, query_key_tokens, sentence_layers
 
 __all__ = [
     "STAT_NAMES",

@@ -1,4 +1,4 @@
-/* The interactive attention view of attnlab (attnlab.viz.html renders its markup; this script brings it
+/* The interactive attention view of attnlab (attnlab.attention_view.html renders its markup; this script brings it
    to life). One script for the per-sentence HTML page, the notebook output and the `attnlab serve` page.
 
    Markup: an element of class "attnlab-view" holding controls marked with data-role (kind, layer, head,

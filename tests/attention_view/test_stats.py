@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from attnlab.viz import (
+from attnlab.attention_view.stats import (
     attention_stats,
     diagonal_band,
     head_stats,

@@ -1,7 +1,7 @@
-"""The attention of one sentence, as plain arrays and tokens: what every viz function reads.
+"""The attention of one sentence, as plain arrays and tokens: what the view, the statistics and viz read.
 
 Models hand attention over the Hugging Face way: per attention kind, a tuple with one array per
-layer shaped ``(batch, heads, query_len, key_len)``. The viz layer works on ONE sentence, so this
+layer shaped ``(batch, heads, query_len, key_len)``. The view and the plots work on ONE sentence, so this
 module turns such input into a list of ``(heads, query_len, key_len)`` numpy arrays, decides which
 tokens label the query and key axes of each kind, and which positions are hidden as special.
 
@@ -128,7 +128,7 @@ class AttentionRecord:
     array per layer. ``init_attentions`` is the same sentence under the model at initialisation
     (or ``None``). Tokens include padding and specials; viewers hide them. :meth:`to_dict` gives the
     JSON form (nested lists layers -> heads -> query -> key), :meth:`from_dict` reads it back.
-    In a notebook, ``attnlab.viz.render_attention_view(record)`` shows it as the interactive view; the
+    In a notebook, ``attnlab.attention_view.html.render_attention_view(record)`` shows it as the interactive view; the
     results built on it (a ``Translation`` with attention, an ``AttentionReport``) show themselves.
     """
 
