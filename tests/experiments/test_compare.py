@@ -16,7 +16,7 @@ from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences
 from attnlab.evaluation.scores import reference_streams
 from attnlab.experiments.compare import compare_runs, group_name
-from attnlab.experiments.tables import equal_time_table
+from attnlab.experiments.tables import equal_time_table, scores_table
 from attnlab.training.run import train
 
 
@@ -136,3 +136,16 @@ def test_a_cap_that_changed_nothing_is_no_difference_from_the_baseline() -> None
     assert config_differences(run(60, 21, True, "train.teacher_forcing=0.5"), baseline) == ["train.teacher_forcing=0.5"]
     assert config_differences(run(60, 41, True), baseline) == ["train.epochs=60"]  # it trained past 30
     assert config_differences(run(60, 21, True), run(30, 30, False)) == ["train.epochs=60"]  # the baseline hit 30
+
+
+def test_scores_table_shows_val_and_test_with_every_reference_and_with_one() -> None:
+    keys = [f"{split}_{metric}{suffix}" for split in ("val", "test") for metric in ("bleu", "chrf")
+            for suffix in ("", "_1ref")]  # val_bleu 0, val_bleu_1ref 1, val_chrf 2, val_chrf_1ref 3, test_bleu 4, ...
+    scores = {key: [number - 1.0, number + 1.0] for number, key in enumerate(keys)}  # two seeds: mean number
+    row = {"variant": "dot", "baseline": False, **scores, "p_bleu": [0.01, 0.02], "p_chrf": [0.2, 0.01]}
+    table = scores_table([row])
+    assert table.header == ["variant", "val BLEU", "val chrF", "test BLEU", "test chrF", "test BLEU 1-ref",
+                            "test chrF 1-ref", "val BLEU 1-ref", "val chrF 1-ref", "p BLEU", "p chrF"]
+    cells = dict(zip(table.header, table.rows[0], strict=True))
+    assert cells["val chrF 1-ref"] == "3.00 ± 1.41" and cells["val BLEU 1-ref"] == "1.00 ± 1.41"
+    assert cells["test chrF 1-ref"] == "7.00 ± 1.41" and cells["p BLEU"] == "0.010 / 0.020*"

@@ -110,8 +110,9 @@ def size_table(rows: list[dict[str, Any]]) -> Table:
 
 def scores_table(rows: list[dict[str, Any]]) -> Table:
     header = ["variant", "val BLEU", "val chrF", "test BLEU", "test chrF", "test BLEU 1-ref", "test chrF 1-ref",
-              "val BLEU 1-ref", "p BLEU", "p chrF"]
-    keys = ("val_bleu", "val_chrf", "test_bleu", "test_chrf", "test_bleu_1ref", "test_chrf_1ref", "val_bleu_1ref")
+              "val BLEU 1-ref", "val chrF 1-ref", "p BLEU", "p chrF"]
+    keys = ("val_bleu", "val_chrf", "test_bleu", "test_chrf", "test_bleu_1ref", "test_chrf_1ref", "val_bleu_1ref",
+            "val_chrf_1ref")
     body = [[row["variant"], *(number_cell(row[k], 2) for k in keys), _p_cell(row, "p_bleu"), _p_cell(row, "p_chrf")]
             for row in rows]
     return Table(header, body)
