@@ -69,6 +69,25 @@ def test_the_export_holds_everything_needed_and_a_manifest_that_checks_it(transf
     ct2_config = json.loads((export_dir / "config.json").read_text(encoding="utf-8"))
     assert (ct2_config["bos_token"], ct2_config["eos_token"], ct2_config["decoder_start_token"]) == \
         ("<bos>", "<eos>", "<bos>")
+    summary = json.loads((transformer_run / "summary.json").read_text(encoding="utf-8"))
+    assert manifest["scores"]["best_validation"] == summary["best"]  # provenance: what the run measured
+
+
+def test_separate_word_vocabularies_export_and_translate_as_the_run(tatoeba_tsv_of, tmp_path: Path) -> None:
+    """The other text pipeline: word tokens, a vocabulary per side, pre-norm, sinusoidal, gelu, decoder tying."""
+    overrides = [*COMMON, *TRANSFORMER, f"data.src_file={tatoeba_tsv_of(600)}", "data.tokenizer=word",
+                 "data.shared_vocab=false", "model.tie_embeddings=decoder", "model.norm=pre",
+                 "model.positional=sinusoidal", "model.activation=gelu"]
+    run, _ = train(load_config(None, overrides), tmp_path / "word")
+    out = export_run(run.root, tmp_path / "ct2", checkpoint="last")
+    names = {p.name for p in out.iterdir()}
+    assert {"source_vocabulary.json", "target_vocabulary.json", "src_vocab.json", "tgt_vocab.json"} <= names
+    assert "shared_vocabulary.json" not in names and not any(name.startswith("spm_") for name in names)
+    assert read_manifest(out)["text"] == {"normalize": "tutorial", "tokenizer": "word", "shared_vocab": False}
+    expected = Translator.from_run(run.root, checkpoint="last", device="cpu").translate(LINES, beam=1)
+    got = Translator.from_run(out).translate(LINES, beam=1)
+    assert [r.src_tokens for r in got] == [r.src_tokens for r in expected]
+    assert [r.text for r in got] == [r.text for r in expected]
 
 
 def test_the_export_translates_raw_text_as_the_run_does(transformer_run: Path, export_dir: Path) -> None:
@@ -170,6 +189,10 @@ def test_evaluate_runs_on_either_backend(transformer_run: Path, export_dir: Path
     assert fast_scores["output_dir"] != torch_scores["output_dir"]  # kept apart, keyed by the backend
     assert main(["evaluate", str(export_dir), "--split", "test", "--beam", "1"]) == 0
     assert "ctranslate2 backend" in capsys.readouterr().out
+    assert main(["evaluate", str(transformer_run), "--split", "test", "--beam", "2", "--checkpoint", "last",
+                 "--backend", "ctranslate2", "--length-penalty-form", "power", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert (scores["backend"], scores["length_penalty_form"], scores["beam"]) == ("ctranslate2", "power", 2)
 
 
 def test_an_rnn_run_is_refused_in_one_line(tatoeba_tsv_of, tmp_path: Path, capsys) -> None:

@@ -91,3 +91,20 @@ def test_attnlab_serve_runs_and_stops_on_ctrl_c(serve_runs) -> None:
         if server.poll() is None:
             server.kill()
             server.communicate()
+
+
+def test_serve_reads_runs_by_default_and_warns_off_loopback(tmp_path: Path, capsys, monkeypatch) -> None:
+    import uvicorn
+
+    def stop_at_once(self, sockets=None) -> None:
+        for sock in sockets or []:
+            sock.close()
+        raise KeyboardInterrupt  # what uvicorn passes on after Ctrl-C
+
+    monkeypatch.setattr(uvicorn.Server, "run", stop_at_once)
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path / "runs" / "mine")
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "attnlab serve: 1 run: mine" in captured.out and "attnlab serve: stopped" in captured.out
+    assert captured.err.count("\n") == 1 and "reachable from other machines; it has no authentication" in captured.err
