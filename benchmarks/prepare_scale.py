@@ -4,8 +4,9 @@ A synthetic parallel corpus of N pairs is made from Multi30k's training pairs, r
 suffix on both sides (" r<k>") so that no pair is a duplicate; then, each in a fresh process:
 
 1. ``prepare``: attnlab's streaming preparation of the corpus (``--normalize none``, ``--max-len 100``,
-   word tokens), with the wall time and peak RSS (the process's and its worker processes') of each
-   stage: text (read, normalise, filter, split), dedup, vocab, encode;
+   word tokens), with the wall time of each stage (text: read, normalise, filter, split and
+   deduplicate; vocab; encode) and the peak RSS so far at its end (the process's and its worker
+   processes');
 2. ``train``: ``attnlab train`` for a few hundred steps of a small Transformer (d_model 64: the
    model's share of memory is not what is measured) on that prepared data
    (``--data-cache``), with the process's peak RSS. The same training on 100,000 pairs gives the
