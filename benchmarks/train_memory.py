@@ -23,6 +23,14 @@ src | tar -x -C /tmp/before``, then ``--compare-src /tmp/before/src``), side by 
 allocator and told to keep the memory it frees (``dirty_decay_ms:-1,muzzy_decay_ms:-1``). ``--rounds N`` runs the
 ``train`` figure N times per column, alternating, and prints medians (time per step on a busy
 machine needs it).
+
+``--bf16`` adds a ``train`` column in ``bf16-mixed`` (the others train in fp32, the config's default).
+``--onednn-cache N [N ...]`` adds ``train`` columns in bf16-mixed with oneDNN's primitive cache at N entries (1024 is
+oneDNN's own default; attnlab sets 16 unless the user chose, see ``attnlab/__init__.py``): oneDNN
+runs the bf16 matrix products and keeps a compiled primitive per operand shape, and token-budget
+batches have new shapes every step::
+
+    python benchmarks/train_memory.py --figures train --steps 128 --bf16 --onednn-cache 1024 16 --rounds 2
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ import time
 from pathlib import Path
 
 CONFIG = "configs/multi30k-transformer.yaml"
+FIGURES = ("train", "stages", "saved")
+ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 DEFAULT_DATA = os.environ.get("ATTNLAB_DATA", "../shared/data/multi30k")  # from the project root
 
 
@@ -74,7 +84,8 @@ def heap_mb() -> dict[str, float]:
 def overrides(args: argparse.Namespace, steps: int) -> list[str]:
     # validation once, after about half the steps (an epoch has about 300 batches of 4,096 tokens)
     return [f"data.data_dir={args.data_dir}", f"train.max_steps={steps}", "train.epochs=1",
-            f"train.val_check_interval={min(1.0, steps / 2 / 300):.4f}", f"train.num_threads={args.threads}"]
+            f"train.val_check_interval={min(1.0, steps / 2 / 300):.4f}", f"train.num_threads={args.threads}",
+            f"train.precision={args.precision}"]  # the child's, set by its column
 
 
 def child_train(args: argparse.Namespace) -> dict:
@@ -91,6 +102,7 @@ def child_train(args: argparse.Namespace) -> dict:
             after = resource.getrusage(resource.RUSAGE_SELF)
     steps = summary["steps"]
     return {"peak RSS (MB)": peak_mb(), "steps": steps, "seconds per step": seconds / steps,
+            "target tokens/s in training steps": summary["tokens_per_sec"],
             "minor page faults per step": (after.ru_minflt - before.ru_minflt) / steps,
             "kernel CPU share": (after.ru_stime - before.ru_stime) /
                                 max((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1e-9)}
@@ -192,14 +204,13 @@ def child_saved(args: argparse.Namespace) -> dict:
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"  # keep freed pages for reuse, as glibc's heap does
 
 
-def run_child(mode: str, args: argparse.Namespace, src: str | None, preload: str | None = None) -> dict:
-    env = dict(os.environ)
-    if preload:
-        env |= {"LD_PRELOAD": preload, "MALLOC_CONF": JEMALLOC_CONF}
+def run_child(mode: str, args: argparse.Namespace, src: str | None, extra_env: dict[str, str],
+              precision: str = "32") -> dict:
+    env = dict(os.environ) | extra_env
     if src:
         env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     command = [sys.executable, __file__, "--child", mode, "--steps", str(args.steps), "--threads", str(args.threads),
-               "--data-dir", args.data_dir, "--data-cache", args.data_cache]
+               "--data-dir", args.data_dir, "--data-cache", args.data_cache, "--precision", precision]
     out = subprocess.run(command, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"the {mode} child ({src or 'this tree'}) failed:\n{out.stderr[-3000:]}")
@@ -223,6 +234,11 @@ def main() -> None:
     parser.add_argument("--compare-src", help="another tree's src/ to measure beside this one")
     parser.add_argument("--jemalloc", help="path of libjemalloc.so.2: also measure this tree with jemalloc preloaded")
     parser.add_argument("--rounds", type=int, default=1, help="runs of the train figure per column (medians)")
+    parser.add_argument("--bf16", action="store_true", help="also measure train in bf16-mixed")
+    parser.add_argument("--precision", default="32", help=argparse.SUPPRESS)  # a child's, from its column
+    parser.add_argument("--onednn-cache", type=int, nargs="+", default=[],
+                        help="also measure train with oneDNN's primitive cache at each N")
+    parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES), help="which figures to measure")
     parser.add_argument("--child", choices=("train", "stages", "saved"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -233,16 +249,25 @@ def main() -> None:
         raise SystemExit(f"--jemalloc {args.jemalloc}: no such file (Debian: apt-get install libjemalloc2)")
     with tempfile.TemporaryDirectory(prefix="attnlab-memory-data-") as tmp:
         args.data_cache = args.data_cache or tmp
-        trees = {"this tree": (None, None), **({"--compare-src": (args.compare_src, None)} if args.compare_src else {}),
-                 **({"jemalloc": (None, args.jemalloc)} if args.jemalloc else {})}
-        for mode in ("train", "stages", "saved"):
+        # column: (src tree or None for this one, environment, precision)
+        trees: dict[str, tuple[str | None, dict[str, str], str]] = {"this tree": (None, {}, "32")}
+        if args.compare_src:
+            trees["--compare-src"] = (args.compare_src, {}, "32")
+        if args.jemalloc:
+            trees["jemalloc"] = (None, {"LD_PRELOAD": args.jemalloc, "MALLOC_CONF": JEMALLOC_CONF}, "32")
+        if args.bf16:
+            trees["bf16-mixed"] = (None, {}, "bf16-mixed")
+        for entries in args.onednn_cache:
+            trees[f"bf16, oneDNN {entries}"] = (None, {ONEDNN_CACHE: str(entries)}, "bf16-mixed")
+        for mode in args.figures:
             rounds = args.rounds if mode == "train" else 1
-            # jemalloc only for the train figure: the stages' heap figures are glibc's own
-            columns_of = {name: tree for name, tree in trees.items() if mode == "train" or not tree[1]}
+            # other allocators and precisions only for the train figure: the others step by hand in fp32 on glibc
+            columns_of = {name: tree for name, tree in trees.items() if mode == "train" or name == "this tree"
+                          or name == "--compare-src"}
             results: dict[str, list[dict]] = {name: [] for name in columns_of}
             for _ in range(rounds):  # alternating columns: load on a shared machine hits them alike
-                for name, (src, preload) in columns_of.items():
-                    results[name].append(run_child(mode, args, src, preload))
+                for name, (src, extra_env, precision) in columns_of.items():
+                    results[name].append(run_child(mode, args, src, extra_env, precision))
             columns = {name: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
                        for name, rows in results.items()}
             title = f"{mode}: {CONFIG}, {args.steps} steps, {args.threads} threads"

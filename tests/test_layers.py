@@ -143,10 +143,11 @@ def test_import_loads_no_heavy_library() -> None:
 
 
 def test_import_pins_the_math_libraries_thread_counts_unless_the_user_chose() -> None:
-    code = "import os, attnlab; print(os.environ['MKL_DYNAMIC'], os.environ['OMP_DYNAMIC'])"
-    env = {k: v for k, v in os.environ.items() if k not in ("MKL_DYNAMIC", "OMP_DYNAMIC")}
+    names = ("MKL_DYNAMIC", "OMP_DYNAMIC", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+    code = f"import os, attnlab; print(*(os.environ[name] for name in {names!r}))"
+    env = {k: v for k, v in os.environ.items() if k not in names}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env)
-    assert out.stdout.split() == ["FALSE", "FALSE"]
+    assert out.stdout.split() == ["FALSE", "FALSE", "16"]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
-                         env={**env, "MKL_DYNAMIC": "TRUE"})
-    assert out.stdout.split() == ["TRUE", "FALSE"]
+                         env={**env, "MKL_DYNAMIC": "TRUE", "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "64"})
+    assert out.stdout.split() == ["TRUE", "FALSE", "64"]
