@@ -191,11 +191,8 @@ def read_rows(path: Path, what: str = "metrics file") -> list[dict[str, str]]:
 
 def _is_count(cell: str | None) -> bool:
     """True for a CSV cell holding a non-negative whole number ('3', or '3.0' as some tools write it)."""
-    try:
-        number = float(cell)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return math.isfinite(number) and number >= 0 and number == int(number)
+    number = cell_number(cell)
+    return number is not None and math.isfinite(number) and number >= 0 and number.is_integer()
 
 
 def cell_number(value: Any) -> float | None:
