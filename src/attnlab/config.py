@@ -132,6 +132,7 @@ class TrainConfig:
     warmup: int = 0
     clip: float | None = 1.0
     label_smoothing: float = 0.0
+    ema_decay: float = 0.0  # validate and save a moving average of the weights; 0: off (training/weight_average.py)
     seed: int = 42
     patience: int | None = None  # early stopping patience in validations; None disables it
     monitor: str = "val/loss"  # metric for early stopping and the best checkpoint (see VAL_METRICS)

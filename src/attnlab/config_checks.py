@@ -119,7 +119,7 @@ def _check_train(t: TrainConfig) -> None:
         value = getattr(t, key)
         if value is not None and not value > 0:
             raise ValueError(f"config key 'train.{key}' is {value}; it must be > 0")
-    _in_unit_interval("train", t, "label_smoothing")
+    _in_unit_interval("train", t, "label_smoothing", "ema_decay")
     _in_unit_interval("train", t, "teacher_forcing", closed=True)
     if not 0.0 < t.val_check_interval <= 1.0:
         raise ValueError(f"config key 'train.val_check_interval' is {t.val_check_interval}; it must be in (0, 1] "

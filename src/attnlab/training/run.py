@@ -43,6 +43,7 @@ from attnlab.training.datamodule import TranslationDataModule
 from attnlab.training.loggers import build_loggers, truncate_metrics
 from attnlab.training.precision import resolve_precision
 from attnlab.training.system import TranslationSystem
+from attnlab.training.weight_average import AveragedWeights
 
 __all__ = ["train", "resume", "default_run_dir", "check_machine"]
 
@@ -109,6 +110,8 @@ def _trainer(cfg: Config, run: RunDir, data: PreparedData, references: GroupedRe
     if t.attention_snapshots > 0:
         callbacks.append(AttentionSnapshots(run.attention, data.encoded["val"], data.src_vocab, data.tgt_vocab,
                                             t.attention_snapshots))
+    if t.ema_decay > 0:  # after AttentionSnapshots: the trained weights come back after the snapshots
+        callbacks.append(AveragedWeights(t.ema_decay))
     if t.patience is not None:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode=mode, patience=t.patience))
     return L.Trainer(
