@@ -24,6 +24,14 @@ allocator and told to keep the memory it frees (``dirty_decay_ms:-1,muzzy_decay_
 ``train`` figure N times per column, alternating, and prints medians (time per step on a busy
 machine needs it).
 
+``--glibc-mmap-threshold BYTES [BYTES ...]`` adds ``train`` columns with glibc's allocator told to serve
+every block of at least BYTES by its own ``mmap`` (``MALLOC_MMAP_THRESHOLD_``; glibc's default
+threshold starts at 128 KiB and rises to the largest block freed, up to 32 MiB, so that blocks
+of a few MB stay in the heap, where batches of varying shapes fragment it): the freed blocks go
+back to the system at once, and come back as page faults::
+
+    python benchmarks/train_memory.py --figures train --steps 30 --glibc-mmap-threshold 1048576 4194304
+
 ``--bf16`` adds a ``train`` column in ``bf16-mixed`` (the others train in fp32, the config's default).
 ``--onednn-cache N [N ...]`` adds ``train`` columns in bf16-mixed with oneDNN's primitive cache at N entries (1024 is
 oneDNN's own default; attnlab sets 16 unless the user chose, see ``attnlab/__init__.py``): oneDNN
@@ -234,6 +242,8 @@ def main() -> None:
     parser.add_argument("--data-cache", help="prepared-data folder shared by the children (default: a temporary one)")
     parser.add_argument("--compare-src", help="another tree's src/ to measure beside this one")
     parser.add_argument("--jemalloc", help="path of libjemalloc.so.2: also measure this tree with jemalloc preloaded")
+    parser.add_argument("--glibc-mmap-threshold", type=int, nargs="+", default=[], metavar="BYTES",
+                        help="also measure train with MALLOC_MMAP_THRESHOLD_ at each BYTES")
     parser.add_argument("--rounds", type=int, default=1, help="runs of the train figure per column (medians)")
     parser.add_argument("--bf16", action="store_true", help="also measure train in bf16-mixed")
     parser.add_argument("--precision", default="32", help=argparse.SUPPRESS)  # a child's, from its column
@@ -256,6 +266,8 @@ def main() -> None:
             trees["--compare-src"] = (args.compare_src, {}, "32")
         if args.jemalloc:
             trees["jemalloc"] = (None, {"LD_PRELOAD": args.jemalloc, "MALLOC_CONF": JEMALLOC_CONF}, "32")
+        for threshold in args.glibc_mmap_threshold:
+            trees[f"mmap >= {threshold // 1024} KiB"] = (None, {"MALLOC_MMAP_THRESHOLD_": str(threshold)}, "32")
         if args.bf16:
             trees["bf16-mixed"] = (None, {}, "bf16-mixed")
         for entries in args.onednn_cache:
