@@ -21,12 +21,14 @@ def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
-def lr_factor(schedule: str, step: int, warmup: int, model_size: int) -> float:
+def lr_factor(schedule: str, step: int, warmup: int, model_size: int, total_steps: int | None = None) -> float:
     """Multiplier of ``train.lr`` at optimiser step ``step`` (0-based).
 
     ``constant``: 1 after a linear warm-up. ``inverse_sqrt``: linear warm-up to ``lr`` at ``warmup``,
     then ``lr * sqrt(warmup / step)``. ``noam`` (Vaswani et al. 2017): ``lr`` is the paper's factor,
-    ``d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)``.
+    ``d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)``. ``linear``: linear warm-up, then straight
+    down to zero at ``total_steps`` (the run's last step, from ``train.epochs`` or ``train.max_steps``):
+    a run ends with its learning rate annealed, not wherever a decay curve happens to be.
     """
     step = step + 1
     warm = max(warmup, 1)
@@ -35,4 +37,8 @@ def lr_factor(schedule: str, step: int, warmup: int, model_size: int) -> float:
     ramp = min(1.0, step / warm) if warmup > 0 else 1.0
     if schedule == "inverse_sqrt":
         return ramp if step <= warm else (warm / step) ** 0.5
+    if schedule == "linear":
+        if total_steps is None:
+            raise ValueError("the linear schedule needs the run's total_steps")
+        return ramp if step <= warm else max(0.0, (total_steps - step + 1) / max(total_steps - warm + 1, 1))
     return ramp

@@ -122,6 +122,7 @@ class TranslationSystem(L.LightningModule):
                 optimizer, mode=monitor_mode(cfg.monitor), factor=0.5, patience=1)
             return {"optimizer": optimizer,
                     "lr_scheduler": {"scheduler": scheduler, "monitor": cfg.monitor, "interval": "epoch"}}
+        total_steps = int(self.trainer.estimated_stepping_batches) if cfg.schedule == "linear" else None
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(cfg.schedule, step, cfg.warmup, self.model_size))
+            optimizer, lambda step: lr_factor(cfg.schedule, step, cfg.warmup, self.model_size, total_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
