@@ -1,11 +1,12 @@
 """An exponential moving average of the weights (``train.ema_decay``), validated and saved as the model.
 
 After every optimiser step the average moves towards the trained weights:
-``average = decay * average + (1 - decay) * weights`` (the first step copies them). A decay of 0.998
-weighs the last ~500 steps, much as averaging the last few epochs' checkpoints does (Vaswani et al.
+``average = decay * average + (1 - decay) * weights`` (the first step copies them). A decay of 0.995
+weighs about the last 200 steps, much as averaging the last few checkpoints does (Vaswani et al.
 2017 average their last 5 or 20): the average sits nearer the middle of the valley the optimiser
-bounces around in while the learning rate is still high, which a run stopped by its time budget
-always is.
+bounces around in while the learning rate is still high, as it is when a time budget stops a run.
+It lags the trained weights early in a run. On the Multi30k Transformer in bf16 it gave +0.3
+validation and test BLEU after 45 minutes (README, Results).
 
 Built on Lightning's :class:`~lightning.pytorch.callbacks.WeightAveraging` (itself on
 :class:`torch.optim.swa_utils.AveragedModel`), with torch's EMA update for whole lists of tensors
@@ -32,7 +33,6 @@ class AveragedWeights(WeightAveraging):
 
     def __init__(self, decay: float):
         super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
-        self.decay = decay
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pass  # the trained weights come back at on_validation_end, after the snapshots are drawn
