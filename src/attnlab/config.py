@@ -133,6 +133,7 @@ class TrainConfig:
     clip: float | None = 1.0
     label_smoothing: float = 0.0
     ema_decay: float = 0.0  # validate and save a moving average of the weights; 0: off (training/weight_average.py)
+    trim_heap_every: int = 0  # give glibc's freed heap pages back every N steps and after validations; 0: never
     seed: int = 42
     patience: int | None = None  # early stopping patience in validations; None disables it
     monitor: str = "val/loss"  # metric for early stopping and the best checkpoint (see VAL_METRICS)

@@ -108,7 +108,7 @@ def _check_train(t: TrainConfig) -> None:
     if not 0 <= t.seed < 2**32:
         raise ValueError(f"config key 'train.seed' is {t.seed}; it must be in [0, 2**32) (numpy's seed range)")
     _at_least("train", t, 1, "epochs", "log_every", "num_nodes")
-    _at_least("train", t, 0, "warmup", "weight_decay", "num_samples", "attention_snapshots")
+    _at_least("train", t, 0, "warmup", "weight_decay", "num_samples", "attention_snapshots", "trim_heap_every")
     _at_least("train", t, 1, "batch_tokens", "batch_size", "patience", "val_bleu_sentences", "num_threads",
               optional=True)
     if (t.batch_tokens is None) == (t.batch_size is None):

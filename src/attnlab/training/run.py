@@ -40,6 +40,7 @@ from attnlab.training.attention_snapshots import AttentionSnapshots
 from attnlab.training.callbacks import PerfMonitor, SamplesWriter, SaveInitialState
 from attnlab.training.checkpointing import RunCheckpoints, SafeCheckpointIO
 from attnlab.training.datamodule import TranslationDataModule
+from attnlab.training.heap_trim import TrimHeap
 from attnlab.training.loggers import build_loggers, truncate_metrics
 from attnlab.training.precision import resolve_precision
 from attnlab.training.system import TranslationSystem
@@ -112,6 +113,8 @@ def _trainer(cfg: Config, run: RunDir, data: PreparedData, references: GroupedRe
                                             t.attention_snapshots))
     if t.ema_decay > 0:  # after AttentionSnapshots: the trained weights come back after the snapshots
         callbacks.append(AveragedWeights(t.ema_decay))
+    if t.trim_heap_every > 0:
+        callbacks.append(TrimHeap(t.trim_heap_every))
     if t.patience is not None:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode=mode, patience=t.patience))
     return L.Trainer(
