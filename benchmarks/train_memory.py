@@ -5,7 +5,8 @@ Every figure comes from a fresh process, since a process's peak resident set siz
 - ``train``: ``attnlab.training.run.train`` itself on ``configs/multi30k-transformer.yaml`` for
   ``--steps`` steps with validations (every 6 steps of 30, every 27 of 128; loss, greedy decoding of
   the 1,014 validation sentences for BLEU, checkpoints), as ``attnlab train`` runs it. Printed: peak
-  RSS, and per training step the minor page faults and kernel CPU time (memory the allocator gives
+  RSS, the peak in each phase (forward, backward, optimiser step, validation, checkpoint; sampled
+  every 5 ms), and per training step the minor page faults and kernel CPU time (memory the allocator gives
   back to the system and takes again is faulted in and zeroed by the kernel each time);
 - ``stages``: the same work done by hand, with the resident size after each stage (imports, data,
   model and optimiser, training steps, validation decoding), to see what holds the memory, and what
@@ -32,6 +33,13 @@ back to the system at once, and come back as page faults::
 
     python benchmarks/train_memory.py --figures train --steps 30 --glibc-mmap-threshold 1048576 4194304
 
+``--trim-heap-every N [N ...]`` adds ``train`` columns with ``train.trim_heap_every=N``: glibc's
+``malloc_trim`` after the forward pass and the optimiser step of every N-th step and after each
+validation (``attnlab/training/heap_trim.py``), which returns the pages of the heap's holes to the
+system and leaves the holes where they are::
+
+    python benchmarks/train_memory.py --figures train --steps 128 --trim-heap-every 1
+
 ``--bf16`` adds a ``train`` column in ``bf16-mixed`` (the others train in fp32, the config's default).
 ``--onednn-cache N [N ...]`` adds ``train`` columns in bf16-mixed with oneDNN's primitive cache at N entries (1024 is
 oneDNN's own default; attnlab sets 16 unless the user chose, see ``attnlab/__init__.py``): oneDNN
@@ -52,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -94,23 +103,78 @@ def overrides(args: argparse.Namespace, steps: int) -> list[str]:
     # batches is now 128, so Lightning validates every int(128 * interval) steps: 30 steps validate 5 times, 128 four
     return [f"data.data_dir={args.data_dir}", f"train.max_steps={steps}", "train.epochs=1",
             f"train.val_check_interval={min(1.0, steps / 2 / 300):.4f}", f"train.num_threads={args.threads}",
-            f"train.precision={args.precision}"]  # the child's, set by its column
+            f"train.precision={args.precision}", *args.set]  # the child's, set by its column
+
+
+class PhasePeaks:
+    """The peak resident size by phase of training (forward, backward, optimiser step, validation, checkpoint):
+    a thread samples the RSS every 5 ms under the phase that Lightning's hooks last entered."""
+
+    PHASES = ("forward", "backward", "optimiser step", "validation", "checkpoint")
+
+    def __init__(self):
+        import lightning as L
+
+        self.phase = "setup"
+        self.peaks: dict[str, float] = {}
+        self.running = True
+        peaks = self
+
+        class Hooks(L.Callback):
+            def on_train_batch_start(self, *args) -> None:
+                peaks.phase = "forward"
+
+            def on_before_backward(self, *args) -> None:
+                peaks.phase = "backward"
+
+            def on_before_optimizer_step(self, *args) -> None:
+                peaks.phase = "optimiser step"
+
+            def on_validation_start(self, *args) -> None:
+                peaks.phase = "validation"
+
+            def on_save_checkpoint(self, *args) -> None:
+                peaks.phase = "checkpoint"
+
+        self.callback = Hooks()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while self.running:
+            phase, rss = self.phase, rss_mb()
+            self.peaks[phase] = max(rss, self.peaks.get(phase, 0.0))
+            time.sleep(0.005)
+
+    def stop(self) -> dict[str, float]:
+        self.running = False
+        self.thread.join()
+        return {f"peak RSS in {phase} (MB)": self.peaks.get(phase, float("nan")) for phase in self.PHASES}
 
 
 def child_train(args: argparse.Namespace) -> dict:
     from attnlab.config import load_config
-    from attnlab.training.run import train
+    from attnlab.training import run
 
     cfg = load_config(CONFIG, overrides(args, args.steps))
+    phases = PhasePeaks()
+    make_trainer = run._trainer
+
+    def trainer_with_phases(*trainer_args):
+        trainer = make_trainer(*trainer_args)
+        trainer.callbacks.insert(0, phases.callback)  # first: a phase starts before attnlab's hooks run
+        return trainer
+
+    run._trainer = trainer_with_phases
     with tempfile.TemporaryDirectory(prefix="attnlab-memory-") as tmp, open(os.devnull, "w") as sink:
         with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
             before = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
-            _, summary = train(cfg, Path(tmp) / "run", data_cache=args.data_cache)
+            _, summary = run.train(cfg, Path(tmp) / "run", data_cache=args.data_cache)
             seconds = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_SELF)
     steps = summary["steps"]
-    return {"peak RSS (MB)": peak_mb(), "steps": steps, "seconds per step": seconds / steps,
+    return {"peak RSS (MB)": peak_mb(), **phases.stop(), "steps": steps, "seconds per step": seconds / steps,
             "target tokens/s in training steps": summary["tokens_per_sec"],
             "minor page faults per step": (after.ru_minflt - before.ru_minflt) / steps,
             "kernel CPU share": (after.ru_stime - before.ru_stime) /
@@ -214,12 +278,13 @@ JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"  # keep freed pages for re
 
 
 def run_child(mode: str, args: argparse.Namespace, src: str | None, extra_env: dict[str, str],
-              precision: str = "32") -> dict:
+              precision: str = "32", extra_set: tuple[str, ...] = ()) -> dict:
     env = dict(os.environ) | extra_env
     if src:
         env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     command = [sys.executable, __file__, "--child", mode, "--steps", str(args.steps), "--threads", str(args.threads),
-               "--data-dir", args.data_dir, "--data-cache", args.data_cache, "--precision", precision]
+               "--data-dir", args.data_dir, "--data-cache", args.data_cache, "--precision", precision,
+               *(f"--set={item}" for item in extra_set)]
     out = subprocess.run(command, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"the {mode} child ({src or 'this tree'}) failed:\n{out.stderr[-3000:]}")
@@ -247,6 +312,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="runs of the train figure per column (medians)")
     parser.add_argument("--bf16", action="store_true", help="also measure train in bf16-mixed")
     parser.add_argument("--precision", default="32", help=argparse.SUPPRESS)  # a child's, from its column
+    parser.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)  # a child's config overrides
+    parser.add_argument("--trim-heap-every", type=int, nargs="+", default=[], metavar="N",
+                        help="also measure train with train.trim_heap_every=N (glibc's malloc_trim every N steps)")
     parser.add_argument("--onednn-cache", type=int, nargs="+", default=[],
                         help="also measure train with oneDNN's primitive cache at each N")
     parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES), help="which figures to measure")
@@ -260,27 +328,29 @@ def main() -> None:
         raise SystemExit(f"--jemalloc {args.jemalloc}: no such file (Debian: apt-get install libjemalloc2)")
     with tempfile.TemporaryDirectory(prefix="attnlab-memory-data-") as tmp:
         args.data_cache = args.data_cache or tmp
-        # column: (src tree or None for this one, environment, precision)
-        trees: dict[str, tuple[str | None, dict[str, str], str]] = {"this tree": (None, {}, "32")}
+        # column: (src tree or None for this one, environment, precision, config overrides)
+        trees: dict[str, tuple[str | None, dict[str, str], str, tuple[str, ...]]] = {"this tree": (None, {}, "32", ())}
         if args.compare_src:
-            trees["--compare-src"] = (args.compare_src, {}, "32")
+            trees["--compare-src"] = (args.compare_src, {}, "32", ())
         if args.jemalloc:
-            trees["jemalloc"] = (None, {"LD_PRELOAD": args.jemalloc, "MALLOC_CONF": JEMALLOC_CONF}, "32")
+            trees["jemalloc"] = (None, {"LD_PRELOAD": args.jemalloc, "MALLOC_CONF": JEMALLOC_CONF}, "32", ())
         for threshold in args.glibc_mmap_threshold:
-            trees[f"mmap >= {threshold // 1024} KiB"] = (None, {"MALLOC_MMAP_THRESHOLD_": str(threshold)}, "32")
+            trees[f"mmap >= {threshold // 1024} KiB"] = (None, {"MALLOC_MMAP_THRESHOLD_": str(threshold)}, "32", ())
+        for every in args.trim_heap_every:
+            trees[f"trim every {every}"] = (None, {}, "32", (f"train.trim_heap_every={every}",))
         if args.bf16:
-            trees["bf16-mixed"] = (None, {}, "bf16-mixed")
+            trees["bf16-mixed"] = (None, {}, "bf16-mixed", ())
         for entries in args.onednn_cache:
-            trees[f"bf16, oneDNN {entries}"] = (None, {ONEDNN_CACHE: str(entries)}, "bf16-mixed")
+            trees[f"bf16, oneDNN {entries}"] = (None, {ONEDNN_CACHE: str(entries)}, "bf16-mixed", ())
         for mode in args.figures:
             rounds = args.rounds if mode == "train" else 1
             # other allocators and precisions only for the train figure: the others step by hand in fp32 on glibc
             columns_of = {name: tree for name, tree in trees.items()
-                          if mode == "train" or (not tree[1] and tree[2] == "32")}
+                          if mode == "train" or (not tree[1] and tree[2] == "32" and not tree[3])}
             results: dict[str, list[dict]] = {name: [] for name in columns_of}
             for _ in range(rounds):  # alternating columns: load on a shared machine hits them alike
-                for name, (src, extra_env, precision) in columns_of.items():
-                    results[name].append(run_child(mode, args, src, extra_env, precision))
+                for name, (src, extra_env, precision, extra_set) in columns_of.items():
+                    results[name].append(run_child(mode, args, src, extra_env, precision, extra_set))
             columns = {name: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
                        for name, rows in results.items()}
             title = f"{mode}: {CONFIG}, {args.steps} steps, {args.threads} threads"
