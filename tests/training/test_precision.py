@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 
 from attnlab.config import ConfigError, load_config
-from attnlab.training.precision import auto_precision, cpu_has_bf16, resolve_precision
+from attnlab.training import precision as precision_module
+from attnlab.training.precision import auto_precision, cpu_has_bf16, emulated_bf16_warning, resolve_precision
 from attnlab.training.run import train
 
 
@@ -23,9 +25,42 @@ def test_auto_picks_the_fastest_native_precision(on_gpu: bool, gpu_bf16: bool, c
 
 
 def test_explicit_precisions_pass_through_and_auto_on_cpu_follows_the_cpu() -> None:
-    for precision in ("32", "bf16-mixed", "16-mixed", "64-true"):
-        assert resolve_precision(precision, "cpu") == precision
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bf16 on a CPU without it warns: the next tests check that
+        for precision in ("32", "bf16-mixed", "16-mixed", "64-true"):
+            assert resolve_precision(precision, "cpu") == precision
     assert resolve_precision("auto", "cpu") == ("bf16-mixed" if cpu_has_bf16() else "32")
+
+
+@pytest.mark.parametrize(("precision", "on_gpu", "cpu_bf16", "warns"), [
+    ("bf16-mixed", False, False, True),   # emulated: the slow case
+    ("bf16-true", False, False, True),
+    ("bf16-mixed", False, True, False),   # AVX-512 BF16 or AMX
+    ("bf16-mixed", True, False, False),   # the GPU computes it
+    ("32", False, False, False),
+    ("16-mixed", False, False, False),
+])
+def test_bf16_by_name_on_a_cpu_without_it_is_warned_about(precision: str, on_gpu: bool, cpu_bf16: bool,
+                                                         warns: bool) -> None:
+    message = emulated_bf16_warning(precision, on_gpu, cpu_bf16)
+    assert (message is not None) == warns
+    if warns:
+        assert f"train.precision={precision}" in message and "train.precision=auto" in message
+
+
+def test_resolve_warns_once_for_bf16_on_a_cpu_without_it_and_keeps_the_choice(monkeypatch) -> None:
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="emulates bf16") as caught:
+        assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    assert len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("32", "cpu") == "32"
+        assert resolve_precision("auto", "cpu") == "32"
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
 
 
 def test_auto_is_a_config_value_and_other_words_are_refused() -> None:

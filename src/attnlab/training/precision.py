@@ -8,14 +8,17 @@
 
 The config keeps ``auto``; the precision a run actually trained in is written to its
 ``summary.json``. ``32`` stays the default, so that seeded runs give the same numbers on every
-machine.
+machine. Asking for bf16 by name on a CPU without bf16 arithmetic trains, but torch emulates it
+there, far slower than fp32: that gets a warning.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-__all__ = ["resolve_precision", "auto_precision", "cpu_has_bf16"]
+__all__ = ["resolve_precision", "auto_precision", "cpu_has_bf16", "emulated_bf16_warning"]
 
 
 def auto_precision(on_gpu: bool, gpu_bf16: bool, cpu_bf16: bool) -> str:
@@ -31,9 +34,20 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def emulated_bf16_warning(precision: str, on_gpu: bool, cpu_bf16: bool) -> str | None:
+    """The warning for ``precision`` on a machine described by these two facts, or None."""
+    if on_gpu or cpu_bf16 or not precision.startswith("bf16"):
+        return None
+    return (f"train.precision={precision} on a CPU without AVX-512 BF16 or AMX: torch emulates bf16 here, "
+            "many times slower than fp32; train.precision=auto picks fp32 on this CPU")
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
     """``precision`` itself, or for ``auto`` the choice above for this machine and ``accelerator``."""
-    if precision != "auto":
-        return precision
     on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if precision != "auto":
+        message = emulated_bf16_warning(precision, on_gpu, cpu_has_bf16())
+        if message:
+            warnings.warn(message, stacklevel=2)
+        return precision
     return auto_precision(on_gpu, on_gpu and torch.cuda.is_bf16_supported(), cpu_has_bf16())
