@@ -213,7 +213,9 @@ def report(variants: list[Variant], results: dict, peaks: dict, info: dict, args
     if "attnlab transformer bf16-mixed" in medians:
         print(f"bf16-mixed / fp32 (attnlab transformer): {medians['attnlab transformer bf16-mixed'] / fp32:.2f}x")
     else:
-        print("bf16-mixed: not measured (this CPU has no AVX-512 BF16 or AMX; --bf16 on measures it anyway)")
+        why = ("--bf16 off" if args.bf16 == "off"
+               else "this CPU has no AVX-512 BF16 or AMX; --bf16 on measures it anyway")
+        print(f"bf16-mixed: not measured ({why})")
     print(f"({args.rounds} rounds x {args.steps} steps per variant, medians; load average at the end "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
