@@ -178,8 +178,8 @@ def build_variants(args: argparse.Namespace) -> tuple[list[Variant], dict]:
 def measure(variants: list[Variant], rounds: int, steps: int) -> tuple[dict, dict]:
     """Interleaved rounds: every variant, then matmul timings. Per-round tokens/s and FLOP/s per variant."""
     results: dict[str, dict[str, list[float]]] = {v.name: {"tokens/s": [], "flop/s": []} for v in variants}
-    precisions = {v.precision for v in variants}
-    matmul: dict[str, list[float]] = {"32": [], "bf16-mixed": []} if "bf16-mixed" in precisions else {"32": []}
+    dtypes = {"32": torch.float32, "bf16-mixed": torch.bfloat16}
+    matmul: dict[str, list[float]] = {p: [] for p in dtypes if any(v.precision == p for v in variants)}
     for v in variants:
         v.run(2)  # warm-up
     for _ in range(rounds):
@@ -187,9 +187,8 @@ def measure(variants: list[Variant], rounds: int, steps: int) -> tuple[dict, dic
             seconds, tokens, flops = v.run(steps)
             results[v.name]["tokens/s"].append(tokens / seconds)
             results[v.name]["flop/s"].append(flops / seconds)
-        matmul["32"] += matmul_seconds(torch.float32)
-        if "bf16-mixed" in matmul:
-            matmul["bf16-mixed"] += matmul_seconds(torch.bfloat16)
+        for precision, times in matmul.items():
+            times += matmul_seconds(dtypes[precision])
     peaks = {precision: 2 * 2048**3 / min(times) for precision, times in matmul.items()}
     return results, peaks
 
