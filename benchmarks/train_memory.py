@@ -98,12 +98,31 @@ def heap_mb() -> dict[str, float]:
             "glibc heap: freed, kept": info.fordblks / 2**20}
 
 
+def budget(args: argparse.Namespace) -> list[str]:
+    """The data folder and, with ``--batch-tokens``, the batches' token budget."""
+    tokens = [f"train.batch_tokens={args.batch_tokens}"] if args.batch_tokens else []
+    return [f"data.data_dir={args.data_dir}", *tokens]
+
+
+def epoch_batches(args: argparse.Namespace) -> int:
+    """Batches in an epoch of the config's training set (preparing the data into ``--data-cache``)."""
+    from attnlab.config import load_config
+    from attnlab.data.batching import make_batches
+    from attnlab.data.cache import cached_prepare
+
+    cfg = load_config(CONFIG, budget(args))
+    data = cached_prepare(cfg.data, args.data_cache)
+    return len(make_batches(data.encoded["train"], cfg.train.batch_tokens, None, seed=cfg.train.seed))
+
+
 def overrides(args: argparse.Namespace, steps: int) -> list[str]:
-    # validation every steps/600 of an epoch, written for epochs of about 300 batches; Multi30k's epoch of 4,096-token
-    # batches is now 128, so Lightning validates every int(128 * interval) steps: 30 steps validate 5 times, 128 four
-    return [f"data.data_dir={args.data_dir}", f"train.max_steps={steps}", "train.epochs=1",
-            f"train.val_check_interval={min(1.0, steps / 2 / 300):.4f}", f"train.num_threads={args.threads}",
-            f"train.precision={args.precision}", *args.set]  # the child's, set by its column
+    # a validation every steps * 64 / 300 steps (every 6 of 30, every 27 of 128), whatever the batch size: Lightning
+    # validates every int(epoch_batches * val_check_interval) steps
+    every = max(1, steps * 64 // 300)
+    return [*budget(args), f"train.max_steps={steps}", "train.epochs=1",
+            f"train.val_check_interval={min(1.0, (every + 0.5) / args.epoch_batches):.6f}",
+            f"train.num_threads={args.threads}", f"train.precision={args.precision}",
+            *args.set]  # the child's, set by its column
 
 
 class PhasePeaks:
@@ -284,6 +303,8 @@ def run_child(mode: str, args: argparse.Namespace, src: str | None, extra_env: d
         env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     command = [sys.executable, __file__, "--child", mode, "--steps", str(args.steps), "--threads", str(args.threads),
                "--data-dir", args.data_dir, "--data-cache", args.data_cache, "--precision", precision,
+               "--epoch-batches", str(args.epoch_batches),
+               *(["--batch-tokens", str(args.batch_tokens)] if args.batch_tokens else []),
                *(f"--set={item}" for item in extra_set)]
     out = subprocess.run(command, env=env, capture_output=True, text=True)
     if out.returncode:
@@ -304,6 +325,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", default=DEFAULT_DATA)
+    parser.add_argument("--batch-tokens", type=int, help="token budget of a batch (default: the config's own)")
     parser.add_argument("--data-cache", help="prepared-data folder shared by the children (default: a temporary one)")
     parser.add_argument("--compare-src", help="another tree's src/ to measure beside this one")
     parser.add_argument("--jemalloc", help="path of libjemalloc.so.2: also measure this tree with jemalloc preloaded")
@@ -311,6 +333,7 @@ def main() -> None:
                         help="also measure train with MALLOC_MMAP_THRESHOLD_ at each BYTES")
     parser.add_argument("--rounds", type=int, default=1, help="runs of the train figure per column (medians)")
     parser.add_argument("--bf16", action="store_true", help="also measure train in bf16-mixed")
+    parser.add_argument("--epoch-batches", type=int, help=argparse.SUPPRESS)  # a child's, counted by the parent
     parser.add_argument("--precision", default="32", help=argparse.SUPPRESS)  # a child's, from its column
     parser.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)  # a child's config overrides
     parser.add_argument("--trim-heap-every", type=int, nargs="+", default=[], metavar="N",
@@ -328,6 +351,7 @@ def main() -> None:
         raise SystemExit(f"--jemalloc {args.jemalloc}: no such file (Debian: apt-get install libjemalloc2)")
     with tempfile.TemporaryDirectory(prefix="attnlab-memory-data-") as tmp:
         args.data_cache = args.data_cache or tmp
+        args.epoch_batches = epoch_batches(args)
         # column: (src tree or None for this one, environment, precision, config overrides)
         trees: dict[str, tuple[str | None, dict[str, str], str, tuple[str, ...]]] = {"this tree": (None, {}, "32", ())}
         if args.compare_src:

@@ -145,8 +145,9 @@ class Variant:
         return time.perf_counter() - start, tokens, flops
 
 
-def load(config: str, data_dir: str, count: int):
-    cfg = load_config(config, [f"data.data_dir={data_dir}"])
+def load(config: str, data_dir: str, count: int, batch_tokens: int | None):
+    budget = [f"train.batch_tokens={batch_tokens}"] if batch_tokens else []
+    cfg = load_config(config, [f"data.data_dir={data_dir}", *budget])
     data = prepare_data(cfg.data)
     train = data.encoded["train"]
     groups = make_batches(train, cfg.train.batch_tokens, cfg.train.batch_size, seed=1)
@@ -154,7 +155,8 @@ def load(config: str, data_dir: str, count: int):
 
 
 def build_variants(args: argparse.Namespace) -> tuple[list[Variant], dict]:
-    cfg, data, batches, padding, split = load("configs/multi30k-transformer.yaml", args.data_dir, args.batches)
+    cfg, data, batches, padding, split = load("configs/multi30k-transformer.yaml", args.data_dir, args.batches,
+                                              args.batch_tokens)
     m = cfg.model
     vocab = len(data.tgt_vocab)
     torch.manual_seed(1)
@@ -166,7 +168,8 @@ def build_variants(args: argparse.Namespace) -> tuple[list[Variant], dict]:
     torch.manual_seed(1)
     plain = PlainTransformer(vocab, m.d_model, m.heads, m.enc_layers, m.ffn_dim, m.dropout)
     variants.append(Variant("torch.nn.Transformer fp32", cfg, plain, batches, reference=True))
-    rnn_cfg, rnn_data, rnn_batches, rnn_padding, _ = load("configs/multi30k-rnn.yaml", args.data_dir, args.batches)
+    rnn_cfg, rnn_data, rnn_batches, rnn_padding, _ = load("configs/multi30k-rnn.yaml", args.data_dir, args.batches,
+                                                          args.batch_tokens)
     torch.manual_seed(1)
     rnn = build_model(rnn_cfg.model, len(rnn_data.src_vocab), len(rnn_data.tgt_vocab))
     variants.append(Variant("attnlab rnn fp32", rnn_cfg, rnn, rnn_batches))
@@ -237,6 +240,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="steps per variant per round")
     parser.add_argument("--batches", type=int, default=12, help="distinct batches cycled through")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-tokens", type=int, help="token budget of a batch (default: each config's own)")
     parser.add_argument("--profile", action="store_true", help="also print where a step's time goes")
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
                         help="measure bf16-mixed: auto = where the CPU has AVX-512 BF16 or AMX")
