@@ -60,3 +60,15 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     cfg = load_config(None, ["model.arch=transformer", "data.max_len=null"])
     save_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(tmp_path / "resolved.yaml") == cfg
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_configs_load_and_build(path: Path) -> None:
+    from attnlab.models.build import build_model
+
+    cfg = load_config(path)
+    model = build_model(cfg.model, 60, 60)
+    assert sum(p.numel() for p in model.parameters()) > 0
