@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from attnlab.config import ConfigError, load_config, save_config
+from attnlab.models.build import build_model
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -62,13 +64,17 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert load_config(tmp_path / "resolved.yaml") == cfg
 
 
-SHIPPED = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def test_every_config_the_readme_names_is_shipped() -> None:
+    named = set(re.findall(r"configs/([\w.-]+\.yaml)", (ROOT / "README.md").read_text(encoding="utf-8")))
+    assert named and named <= {p.name for p in SHIPPED}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_configs_load_and_build(path: Path) -> None:
-    from attnlab.models.build import build_model
-
     cfg = load_config(path)
     model = build_model(cfg.model, 60, 60)
     assert sum(p.numel() for p in model.parameters()) > 0
