@@ -15,7 +15,7 @@ from attnlab.config import load_config
 from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences
 from attnlab.evaluation.scores import reference_streams
-from attnlab.experiments.compare import compare_runs, group_name
+from attnlab.experiments.compare import compare_runs, group_name, shared_embedding_note
 from attnlab.experiments.tables import equal_time_table, scores_table
 from attnlab.training.run import train
 
@@ -149,3 +149,10 @@ def test_scores_table_shows_val_and_test_with_every_reference_and_with_one() -> 
     cells = dict(zip(table.header, table.rows[0], strict=True))
     assert cells["val chrF 1-ref"] == "3.00 ± 1.41" and cells["val BLEU 1-ref"] == "1.00 ± 1.41"
     assert cells["test chrF 1-ref"] == "7.00 ± 1.41" and cells["p BLEU"] == "0.010 / 0.020*"
+
+
+def test_size_table_says_where_a_three_way_tied_embedding_is_counted() -> None:
+    tied = load_config(None, ["model.arch=transformer", "data.shared_vocab=true", "model.tie_embeddings=three_way"])
+    untied = load_config(None, ["model.arch=transformer"])
+    assert shared_embedding_note([untied]) == ""
+    assert "counted once, on the encoder side" in shared_embedding_note([untied, tied])

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attnlab.config import config_to_dict
+from attnlab.config import Config, config_to_dict
 from attnlab.data.errors import DataError
 from attnlab.evaluation.attention import attention_report
 from attnlab.evaluation.evaluate import split_texts
@@ -53,7 +53,7 @@ from attnlab.rundir import RunError
 from attnlab.viz import metric_points, plot_curves, save_figure
 from attnlab.viz.report import Block, Image, Preformatted, Section, Table, write_report
 
-__all__ = ["compare_runs", "group_name"]
+__all__ = ["compare_runs", "group_name", "shared_embedding_note"]
 
 Groups = dict[str, list[RunResults]]
 Texts = dict[Path, tuple[list[str], list[str]]]
@@ -185,11 +185,21 @@ def _results_section(rows: list[dict[str, Any]], groups: Groups, baseline: str,
              "train time are training wall time; epochs: trained (best).")
     if seeds > 1:
         notes += f" {seeds} seeds per variant: mean ± sample standard deviation."
+    notes += shared_embedding_note([run.config for runs in groups.values() for run in runs])
     signatures = sorted({f"{metric}: {s}" for row in rows for metric, sigs in row["signatures"].items() for s in sigs})
     bootstrap = {r[m].signature for results in tests.values() for r in results if r for m in ("bleu", "chrf")}
     lines = signatures + [f"paired bootstrap: {s}" for s in sorted(bootstrap)]
     return Section("Results", [notes, size_table(rows), scores_table(rows), "sacreBLEU signatures:",
                                Preformatted("\n".join(lines))])
+
+
+def shared_embedding_note(configs: Sequence[Config]) -> str:
+    """The footnote a size table needs when a run ties its source embedding to the decoder's: the shared
+    matrix is counted once, on the encoder side (``models/summary.py``); empty when no run does."""
+    if not any(cfg.model.tie_embeddings == "three_way" for cfg in configs):
+        return ""
+    return (" With three-way tying (model.tie_embeddings=three_way) the embedding shared by source, target and "
+            "generator is counted once, on the encoder side.")
 
 
 def _attention_statistics_section(groups: Groups, texts: Texts, sentences: int) -> Section | None:
