@@ -128,7 +128,7 @@ class TrainConfig:
     lr: float = 1e-3
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = 0.0
-    schedule: Literal["constant", "noam", "inverse_sqrt", "linear", "plateau"] = "constant"
+    schedule: Literal["constant", "noam", "inverse_sqrt", "linear", "linear_budget", "plateau"] = "constant"
     warmup: int = 0
     clip: float | None = 1.0
     label_smoothing: float = 0.0

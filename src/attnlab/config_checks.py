@@ -119,6 +119,9 @@ def _check_train(t: TrainConfig) -> None:
         value = getattr(t, key)
         if value is not None and not value > 0:
             raise ValueError(f"config key 'train.{key}' is {value}; it must be > 0")
+    if t.schedule == "linear_budget" and t.max_minutes is None:
+        raise ValueError("config key 'train.schedule' is 'linear_budget', which decays to zero at the time budget: "
+                         "set train.max_minutes too (or use the schedule 'linear')")
     _in_unit_interval("train", t, "label_smoothing", "ema_decay")
     _in_unit_interval("train", t, "teacher_forcing", closed=True)
     if not 0.0 < t.val_check_interval <= 1.0:

@@ -21,7 +21,8 @@ def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
-def lr_factor(schedule: str, step: int, warmup: int, model_size: int, total_steps: int | None = None) -> float:
+def lr_factor(schedule: str, step: int, warmup: int, model_size: int, total_steps: int | None = None,
+              budget_used: float = 0.0) -> float:
     """Multiplier of ``train.lr`` at optimiser step ``step`` (0-based).
 
     ``constant``: 1 after a linear warm-up. ``inverse_sqrt``: linear warm-up to ``lr`` at ``warmup``,
@@ -29,6 +30,10 @@ def lr_factor(schedule: str, step: int, warmup: int, model_size: int, total_step
     ``d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)``. ``linear``: linear warm-up, then straight
     down to zero at ``total_steps`` (the run's last step, from ``train.epochs`` or ``train.max_steps``):
     a run ends with its learning rate annealed, not wherever a decay curve happens to be.
+    ``linear_budget``: ``linear``, but never above ``1 - budget_used`` (the share of the time budget,
+    ``train.max_minutes``, already spent): the rate reaches zero at the last step or when the budget
+    runs out, whichever comes first, so a slower machine anneals too. It depends on wall-clock time, so
+    two runs of it are equal only where the budget did not bind.
     """
     step = step + 1
     warm = max(warmup, 1)
@@ -37,8 +42,9 @@ def lr_factor(schedule: str, step: int, warmup: int, model_size: int, total_step
     ramp = min(1.0, step / warm) if warmup > 0 else 1.0
     if schedule == "inverse_sqrt":
         return ramp if step <= warm else (warm / step) ** 0.5
-    if schedule == "linear":
+    if schedule in ("linear", "linear_budget"):
         if total_steps is None:
-            raise ValueError("the linear schedule needs the run's total_steps")
-        return ramp if step <= warm else max(0.0, (total_steps - step + 1) / max(total_steps - warm + 1, 1))
+            raise ValueError(f"the {schedule} schedule needs the run's total_steps")
+        factor = ramp if step <= warm else max(0.0, (total_steps - step + 1) / max(total_steps - warm + 1, 1))
+        return min(factor, max(0.0, 1.0 - budget_used)) if schedule == "linear_budget" else factor
     return ramp

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Timer
 from torch import nn
 
 from attnlab.config import VAL_METRICS, monitor_mode
@@ -53,6 +54,7 @@ class TranslationSystem(L.LightningModule):
         self.val_translations: dict[int, str] = {}  # pair index -> translation, for the translated pairs
         self.last_scores: dict = {}
         self._sums = {"val_loss": 0.0, "val_tokens": 0, "train_loss": 0.0, "train_tokens": 0}
+        self._budget_used = 0.0  # share of train.max_minutes spent, for the linear_budget schedule
 
     def _step(self, batch: Batch, teacher_forcing: float) -> tuple[torch.Tensor, int]:
         """Summed loss over the batch's real target tokens, and their count.
@@ -74,6 +76,15 @@ class TranslationSystem(L.LightningModule):
         # ran before, so a resumed run matches an uninterrupted one. (Lightning skips
         # on_train_epoch_start for the first epoch after an end-of-epoch restore, so not there.)
         torch.manual_seed(self.train_cfg.seed * 1_000_003 + self.global_step)
+        if self.train_cfg.schedule == "linear_budget":
+            self._budget_used = self._time_budget_used()
+
+    def _time_budget_used(self) -> float:
+        """The share of ``train.max_minutes`` spent, as Lightning's Timer counts it (restored on resume);
+        rank 0's value on every rank, so that all ranks step with the same learning rate."""
+        timer = next(c for c in self.trainer.callbacks if isinstance(c, Timer))
+        used = timer.time_elapsed() / (self.train_cfg.max_minutes * 60)
+        return float(self.trainer.strategy.broadcast(used))
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss_sum, tokens = self._step(batch, self.train_cfg.teacher_forcing)
@@ -122,7 +133,8 @@ class TranslationSystem(L.LightningModule):
                 optimizer, mode=monitor_mode(cfg.monitor), factor=0.5, patience=1)
             return {"optimizer": optimizer,
                     "lr_scheduler": {"scheduler": scheduler, "monitor": cfg.monitor, "interval": "epoch"}}
-        total_steps = int(self.trainer.estimated_stepping_batches) if cfg.schedule == "linear" else None
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(cfg.schedule, step, cfg.warmup, self.model_size, total_steps))
+        linear = cfg.schedule in ("linear", "linear_budget")
+        total_steps = int(self.trainer.estimated_stepping_batches) if linear else None
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
+            cfg.schedule, step, cfg.warmup, self.model_size, total_steps, budget_used=self._budget_used))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
