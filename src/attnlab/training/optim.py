@@ -10,7 +10,9 @@ from torch import nn
 if TYPE_CHECKING:
     from attnlab.config import TrainConfig
 
-__all__ = ["build_optimizer", "lr_factor"]
+__all__ = ["LINEAR_SCHEDULES", "build_optimizer", "lr_factor"]
+
+LINEAR_SCHEDULES = ("linear", "linear_budget")  # the schedules that need the run's total step count
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -42,7 +44,7 @@ def lr_factor(schedule: str, step: int, warmup: int, model_size: int, total_step
     ramp = min(1.0, step / warm) if warmup > 0 else 1.0
     if schedule == "inverse_sqrt":
         return ramp if step <= warm else (warm / step) ** 0.5
-    if schedule in ("linear", "linear_budget"):
+    if schedule in LINEAR_SCHEDULES:
         if total_steps is None:
             raise ValueError(f"the {schedule} schedule needs the run's total_steps")
         factor = ramp if step <= warm else max(0.0, (total_steps - step + 1) / max(total_steps - warm + 1, 1))

@@ -26,7 +26,7 @@ from attnlab.evaluation.references import GroupedReferences
 from attnlab.models.transformer import Transformer
 from attnlab.training.generator_loss import chunked_generator_loss
 from attnlab.training.losses import sequence_loss
-from attnlab.training.optim import build_optimizer, lr_factor
+from attnlab.training.optim import LINEAR_SCHEDULES, build_optimizer, lr_factor
 
 if TYPE_CHECKING:
     from attnlab.config import DecodeConfig, TrainConfig
@@ -133,8 +133,7 @@ class TranslationSystem(L.LightningModule):
                 optimizer, mode=monitor_mode(cfg.monitor), factor=0.5, patience=1)
             return {"optimizer": optimizer,
                     "lr_scheduler": {"scheduler": scheduler, "monitor": cfg.monitor, "interval": "epoch"}}
-        linear = cfg.schedule in ("linear", "linear_budget")
-        total_steps = int(self.trainer.estimated_stepping_batches) if linear else None
+        total_steps = int(self.trainer.estimated_stepping_batches) if cfg.schedule in LINEAR_SCHEDULES else None
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
             cfg.schedule, step, cfg.warmup, self.model_size, total_steps, budget_used=self._budget_used))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
