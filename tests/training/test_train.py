@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -221,11 +222,17 @@ def test_early_stopping_stops_at_the_right_epoch(tiny_tsv: Path, tmp_path: Path,
 
 
 def test_a_run_at_its_epoch_cap_trains_on_with_a_higher_one(tiny_tsv: Path, tmp_path: Path, capsys) -> None:
-    run, first = train(load_config(None, tiny_overrides(tiny_tsv, epochs=1)), tmp_path / "run")
-    assert first["epochs"] == 1 and not first["stopped_early"]
-    for args, message in ((["--set", "model.hid_dim=8"], "the one key it takes is --set train.epochs=N"),
+    run, first = train(load_config(None, tiny_overrides(tiny_tsv, epochs=1) + ["train.max_minutes=600"]),
+                       tmp_path / "run")
+    assert first["epochs"] == 1 and not first["stopped_early"] and not first["stopped_by_budget"]
+    with pytest.raises(RunError, match=r"ended after 1 of its 1 epochs \(epoch cap\): raise train.epochs"):
+        resume(run.root, max_minutes=900)
+    for args, message in ((["--set", "model.hid_dim=8"], "the keys it takes are --set train.epochs=N"),
                           (["--set", "train.epochs=two"], "a whole number"),
-                          (["--set", "train.epochs=0"], "it must be >= 1")):
+                          (["--set", "train.epochs=0"], "it must be >= 1"),
+                          (["--set", "train.max_minutes=soon"], "give a number of minutes, or null"),
+                          (["--set", "train.max_minutes=-5"], "a positive number of minutes"),
+                          (["--set", "train.max_minutes=30"], "the run has a budget of 600")):
         assert main(["train", "--resume", str(run.root), *args]) == 2
         assert message in capsys.readouterr().err
     _, summary = resume(run.root, epochs=2)  # what 'attnlab train --resume RUN --set train.epochs=2' calls
@@ -235,9 +242,44 @@ def test_a_run_at_its_epoch_cap_trains_on_with_a_higher_one(tiny_tsv: Path, tmp_
     with pytest.raises(RunError, match="below the run's own 2"):
         resume(run.root, epochs=1)
     run.summary.write_text(json.dumps({**summary, "stopped_early": True}), encoding="utf-8")
-    with pytest.raises(RunError, match="ended after 2 of its 2 epochs .* more epochs would change nothing"):
+    with pytest.raises(RunError, match=r"2 of its 2 epochs \(early stopping\): more epochs or time would change"):
         resume(run.root, epochs=5)
     assert load_config(run.config).train.epochs == 2 and run.summary.is_file()  # refused: nothing changed
+
+
+def test_a_run_its_time_budget_stopped_trains_on_with_a_longer_one(tiny_tsv: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning's Timer is driven by a clock that moves 10 s per step: a 2-minute budget stops the run
+    at its 12th step, in its second epoch; no budget then trains it on to its cap, from the third epoch."""
+    from lightning.pytorch.callbacks import Timer
+
+    clock = {"s": 0.0}
+    on_batch_end = Timer.on_train_batch_end
+
+    def tick(self, *args, **kwargs):
+        clock["s"] += 10.0
+        on_batch_end(self, *args, **kwargs)
+
+    monkeypatch.setattr(Timer, "time_elapsed", lambda self, stage="train": clock["s"])
+    monkeypatch.setattr(Timer, "on_train_batch_end", tick)
+    run, first = train(load_config(None, tiny_overrides(tiny_tsv, epochs=3) + ["train.max_minutes=2"]),
+                       tmp_path / "run")
+    per_epoch = int(float(read_rows(run.perf)[0]["step"]))
+    assert 6 < per_epoch < 12  # so the budget runs out inside the second epoch
+    assert first["steps"] == 12 and first["epochs"] == 2 and first["stopped_by_budget"]
+    with pytest.raises(RunError, match=r"ended after 2 of its 3 epochs \(time budget\): raise train.max_minutes"):
+        resume(run.root, epochs=5)
+    with pytest.raises(RunError, match="train.max_minutes 1: the run has a budget of 2; a resumed run can only"):
+        resume(run.root, max_minutes=1)
+    assert load_config(run.config).train.max_minutes == 2 and run.summary.is_file()  # refused: nothing changed
+    _, summary = resume(run.root, max_minutes=math.inf)  # 'attnlab train --resume RUN --set train.max_minutes=null'
+    assert load_config(run.config).train.max_minutes is None
+    assert summary["epochs"] == 3 and not summary["stopped_by_budget"]
+    assert summary["steps"] == 12 + per_epoch  # the third epoch whole; the rest of the cut second one skipped
+    validated = [int(float(r["epoch"])) for r in read_rows(run.metrics) if r.get("val/loss")]
+    assert validated == [0, 1, 2]
+    with pytest.raises(RunError, match="train.max_minutes 60: the run has no time budget"):
+        resume(run.root, max_minutes=60)
 
 
 def test_training_on_from_a_cap_ends_as_training_to_the_higher_cap(tiny_tsv: Path, tmp_path: Path) -> None:

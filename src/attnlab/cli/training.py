@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from attnlab.config import ConfigError, load_config
@@ -17,8 +18,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.run_dir or args.data_cache:
             raise ConfigError("--resume continues a run with its own config; give no CONFIG, --run-dir or "
                               "--data-cache")
-        run_dir, epochs = args.resume, _epoch_cap(args.set or [])
-        start = lambda: resume(run_dir, epochs)  # noqa: E731
+        run_dir, caps = args.resume, _resume_caps(args.set or [])
+        start = lambda: resume(run_dir, **caps)  # noqa: E731
     else:
         if not args.config:
             raise ConfigError("give a CONFIG file (e.g. configs/quickstart.yaml) or --resume RUN_DIR")
@@ -42,14 +43,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _epoch_cap(overrides: list[str]) -> int | None:
-    """The one key ``--resume`` takes: ``--set train.epochs=N``, to train a run that ended at its cap on."""
-    if not overrides:
-        return None
-    key, _, value = overrides[-1].partition("=")
-    if len(overrides) > 1 or key.strip() != "train.epochs":
-        raise ConfigError("--resume continues a run with its own config; the one key it takes is --set "
-                          "train.epochs=N (a higher epoch cap)")
+def _resume_caps(overrides: list[str]) -> dict[str, float | None]:
+    """The two keys ``--resume`` takes: ``--set train.epochs=N`` and ``--set train.max_minutes=M`` (or null),
+    to train a run that ended at its epoch cap or time budget on."""
+    caps: dict[str, float | None] = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key, value = key.strip(), value.strip()
+        if key == "train.epochs":
+            caps["epochs"] = _whole_at_least_one(value)
+        elif key == "train.max_minutes":
+            caps["max_minutes"] = _minutes(value)
+        else:
+            raise ConfigError("--resume continues a run with its own config; the keys it takes are --set "
+                              "train.epochs=N (a higher epoch cap) and --set train.max_minutes=M (a longer time "
+                              "budget, or null for none)")
+    return caps
+
+
+def _whole_at_least_one(value: str) -> int:
     try:
         epochs = int(value)
     except ValueError:
@@ -57,6 +69,18 @@ def _epoch_cap(overrides: list[str]) -> int | None:
     if epochs < 1:
         raise ConfigError(f"--set train.epochs={value}: it must be >= 1")
     return epochs
+
+
+def _minutes(value: str) -> float:
+    if value.lower() in ("null", "none", "~"):
+        return math.inf  # no budget
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise ConfigError(f"--set train.max_minutes={value}: give a number of minutes, or null for no budget") from None
+    if not minutes > 0 or math.isinf(minutes):
+        raise ConfigError(f"--set train.max_minutes={value}: it must be a positive number of minutes (or null)")
+    return minutes
 
 
 def _train_report(run_dir, summary: dict) -> str:
@@ -93,7 +117,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="override a config key, e.g. --set train.epochs=3 (repeatable)")
     train.add_argument("--run-dir", help="where to write the run (default runs/<config>-<time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint; "
-                       "with --set train.epochs=N, train a run that ended at its epoch cap on, up to N")
+                       "with --set train.epochs=N or --set train.max_minutes=M (null: none), train a run that "
+                       "ended at its epoch cap or time budget on")
     train.add_argument("--data-cache", metavar="DIR",
                        help="reuse the data prepared for this config in DIR, or prepare and store it there "
                             "(a sweep's prepared/ folder)")

@@ -12,6 +12,7 @@ second), and the run keeps its last checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -22,11 +23,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, Timer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from attnlab.checkpoints import atomic_write_text, check_state_dict, load_checkpoint, model_state
 from attnlab.config import Config, ConfigError, config_yaml, load_config, monitor_mode, save_config
+from attnlab.config_checks import validate
 from attnlab.data.batching import make_batches, padding_share
 from attnlab.data.cache import cached_prepare, data_key
 from attnlab.data.errors import DataError
@@ -177,6 +179,7 @@ def _write_summary(cfg: Config, run: RunDir, data: PreparedData, model, trainer:
         "steps": int(trainer.global_step),
         "interrupted": bool(trainer.interrupted),
         "stopped_early": any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks),
+        "stopped_by_budget": not trainer.interrupted and _budget_spent(trainer),
         "train_time_s": sum(float(r["perf/train_time_s"]) for r in perf),
         "tokens_per_sec": (sum(float(r["perf/tokens_per_sec"]) for r in perf) / len(perf)) if perf else None,
         "peak_memory_mb": max((float(r["perf/peak_memory_mb"]) for r in perf), default=None),
@@ -188,6 +191,12 @@ def _write_summary(cfg: Config, run: RunDir, data: PreparedData, model, trainer:
     }
     atomic_write_text(run.summary, json.dumps(summary, indent=2))
     return summary
+
+
+def _budget_spent(trainer: L.Trainer) -> bool:
+    """Whether the time budget (``train.max_minutes``, Lightning's Timer) ran out."""
+    timers = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    return any((left := timer.time_remaining()) is not None and left <= 0 for timer in timers)
 
 
 def _prepared(cfg: Config, run: RunDir, data_cache: str | Path | None) -> PreparedData:
@@ -243,23 +252,27 @@ def _discard(run: RunDir, existed: bool) -> None:
             path.unlink(missing_ok=True)
 
 
-def resume(run_dir: str | Path, epochs: int | None = None) -> tuple[RunDir, dict]:
+def resume(run_dir: str | Path, epochs: int | None = None, max_minutes: float | None = None) -> tuple[RunDir, dict]:
     """Continue an interrupted run from its last completed validation, with the run's own config and data.
 
     A run stopped before its first validation has nothing to continue from: it starts again from
     the beginning, keeping its config (``restarted`` is then True in the summary).
 
-    ``epochs`` raises the run's epoch cap (``train.epochs``) first, the one key a run may change: a
-    run that ended at its cap trains on from its last epoch, with its early-stopping count, best
-    score and optimiser state, up to the new cap. A run that ended before its cap (early stopping, a
-    time budget) is refused: more epochs would change nothing. The schedules attnlab has depend on
-    the step, not on the cap, so the run ends as one trained with the higher cap from the start.
+    ``epochs`` and ``max_minutes`` raise the run's epoch cap (``train.epochs``) and time budget
+    (``train.max_minutes``; ``math.inf``: no budget) first, the two keys a run may change. A run that
+    ended at its cap trains on from its last epoch, with its early-stopping count, best score and
+    optimiser state, up to the new cap; the schedules attnlab has depend on the step, not on the cap,
+    so it ends as one trained with the higher cap from the start. A run its time budget stopped trains
+    on from the epoch after the one the budget cut short (that epoch's remaining batches are skipped:
+    its checkpoint was written at the validation that closed it), its Timer counting on from where it
+    stopped. Raising what did not stop a run (more epochs for early stopping or a spent budget) is
+    refused: it would change nothing.
     """
     run = RunDir(Path(run_dir))
-    if epochs is not None:
+    if epochs is not None or max_minutes is not None:
         open_run(run_dir)
         with RunLock(run):
-            _raise_epoch_cap(run, epochs)
+            _raise_caps(run, epochs, max_minutes)
     if not run.config.is_file() or not run.data_json.is_file():
         if not run.config.is_file():
             open_run(run_dir)  # says what is wrong: missing, a file, or not a run
@@ -283,24 +296,52 @@ def resume(run_dir: str | Path, epochs: int | None = None) -> tuple[RunDir, dict
         return run, _fit(cfg, run, data, ckpt_path=run.last)
 
 
-def _raise_epoch_cap(run: RunDir, epochs: int) -> None:
+def _raise_caps(run: RunDir, epochs: int | None, max_minutes: float | None) -> None:
+    """Write the run's config with a higher epoch cap and/or time budget, or refuse saying why."""
     cfg = load_config(run.config)
     for rows in (run.metrics, run.perf):  # a damaged file the resume reads is refused before anything changes
         read_rows(rows)
-    cap = cfg.train.epochs
-    if epochs == cap:
+    t = cfg.train
+    new_epochs = t.epochs if epochs is None else epochs
+    if new_epochs < t.epochs:
+        raise RunError(f"train.epochs {epochs} is below the run's own {t.epochs}; a resumed run can only train "
+                       "longer")
+    new_budget = t.max_minutes if max_minutes is None else None if math.isinf(max_minutes) else max_minutes
+    if max_minutes is not None and new_budget is not None and (t.max_minutes is None or new_budget < t.max_minutes):
+        own = "no time budget" if t.max_minutes is None else f"a budget of {t.max_minutes:g}"
+        raise RunError(f"train.max_minutes {new_budget:g}: the run has {own}; a resumed run can only train longer")
+    if new_epochs == t.epochs and new_budget == t.max_minutes:
         return
-    if epochs < cap:
-        raise RunError(f"train.epochs {epochs} is below the run's own {cap}; a resumed run can only train longer")
     if run.summary.is_file():
         summary = read_json(run.summary, "run summary")
-        trained = summary.get("epochs")
-        if not summary.get("interrupted") and (summary.get("stopped_early") or trained != cap):
-            raise RunError(f"{run.root} ended after {trained} of its {cap} epochs (early stopping or its time "
-                           "budget), not at its cap: more epochs would change nothing")
-        run.summary.unlink()  # unfinished again: interrupted from here on, it resumes with the new cap
-    raised = replace(cfg, train=replace(cfg.train, epochs=epochs))
-    atomic_write_text(run.config, config_yaml(raised))
+        ended = _what_ended(summary, cfg)
+        raised = {"epoch cap": new_epochs > t.epochs, "time budget": new_budget != t.max_minutes}
+        if ended is not None and not raised.get(ended, False):
+            trained = summary.get("epochs")
+            advice = {"epoch cap": "raise train.epochs", "time budget": "raise train.max_minutes (or set it to null)",
+                      }.get(ended, "more epochs or time would change nothing")
+            raise RunError(f"{run.root} ended after {trained} of its {t.epochs} epochs ({ended}): {advice}")
+        run.summary.unlink()  # unfinished again: interrupted from here on, it resumes with the new caps
+    raised_cfg = replace(cfg, train=replace(t, epochs=new_epochs, max_minutes=new_budget))
+    validate(raised_cfg, str(run.config))  # e.g. the schedule linear_budget needs a budget
+    atomic_write_text(run.config, config_yaml(raised_cfg))
+
+
+def _what_ended(summary: dict, cfg: Config) -> str | None:
+    """What stopped a finished run: its epoch cap, its time budget, its step cap or early stopping (None: it
+    was interrupted, and resumes as it is)."""
+    t = cfg.train
+    if summary.get("interrupted"):
+        return None
+    if summary.get("stopped_early"):
+        return "early stopping"
+    steps, trained = summary.get("steps"), summary.get("epochs")
+    if t.max_steps != -1 and isinstance(steps, int) and steps >= t.max_steps:
+        return "step cap"
+    budget_spent = summary.get("stopped_by_budget")  # absent in runs written before it was recorded
+    if budget_spent or (budget_spent is None and t.max_minutes is not None and trained != t.epochs):
+        return "time budget"
+    return "epoch cap"
 
 
 def _restart_without_data(run: RunDir) -> tuple[RunDir, dict]:
