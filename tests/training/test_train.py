@@ -247,7 +247,7 @@ def test_a_run_at_its_epoch_cap_trains_on_with_a_higher_one(tiny_tsv: Path, tmp_
     assert load_config(run.config).train.epochs == 2 and run.summary.is_file()  # refused: nothing changed
 
 
-def test_a_run_its_time_budget_stopped_trains_on_with_a_longer_one(tiny_tsv: Path, tmp_path: Path,
+def test_a_run_its_time_budget_stopped_trains_on_with_a_longer_one(tiny_tsv: Path, tmp_path: Path, capsys,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Lightning's Timer is driven by a clock that moves 10 s per step: a 2-minute budget stops the run
     at its 12th step, in its second epoch; no budget then trains it on to its cap, from the third epoch."""
@@ -262,8 +262,12 @@ def test_a_run_its_time_budget_stopped_trains_on_with_a_longer_one(tiny_tsv: Pat
 
     monkeypatch.setattr(Timer, "time_elapsed", lambda self, stage="train": clock["s"])
     monkeypatch.setattr(Timer, "on_train_batch_end", tick)
-    run, first = train(load_config(None, tiny_overrides(tiny_tsv, epochs=3) + ["train.max_minutes=2"]),
-                       tmp_path / "run")
+    config = tmp_path / "budget.yaml"
+    config.write_text("train:\n  max_minutes: 2\n", encoding="utf-8")
+    sets = [arg for override in tiny_overrides(tiny_tsv, epochs=3) for arg in ("--set", override)]
+    assert main(["train", str(config), *sets, "--run-dir", str(tmp_path / "run")]) == 0
+    assert f"attnlab train --resume {tmp_path / 'run'} --set train.max_minutes=null" in capsys.readouterr().err
+    run, first = RunDir(tmp_path / "run"), json.loads((tmp_path / "run" / "summary.json").read_text())
     per_epoch = int(float(read_rows(run.perf)[0]["step"]))
     assert 6 < per_epoch < 12  # so the budget runs out inside the second epoch
     assert first["steps"] == 12 and first["epochs"] == 2 and first["stopped_by_budget"]

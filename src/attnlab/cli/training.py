@@ -39,6 +39,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if summary.get("restarted"):
         print(f"attnlab: {run.root} had stopped before its first validation; it was trained again from the start",
               file=sys.stderr)
+    if summary.get("stopped_by_budget"):
+        print(f"attnlab: the time budget (train.max_minutes) stopped the run before its epoch cap; to train it "
+              f"on:\n  attnlab train --resume {run.root} --set train.max_minutes=null", file=sys.stderr)
     print(_train_report(run.root, summary))
     return 0
 
