@@ -155,6 +155,8 @@ def _fit(cfg: Config, run: RunDir, data: PreparedData, ckpt_path: Path | None) -
         warnings.filterwarnings("ignore", ".*deterministic.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+        # Resuming with train.max_minutes raised to null: the checkpoint's Timer has nothing left to time.
+        warnings.filterwarnings("ignore", r".*callbacks used to create the checkpoint.*\['Timer'\]")
         try:
             trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
                         weights_only=True if ckpt_path else None)
