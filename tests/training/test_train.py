@@ -276,6 +276,12 @@ def test_a_run_its_time_budget_stopped_trains_on_with_a_longer_one(tiny_tsv: Pat
     with pytest.raises(RunError, match="train.max_minutes 1: the run has a budget of 2; a resumed run can only"):
         resume(run.root, max_minutes=1)
     assert load_config(run.config).train.max_minutes == 2 and run.summary.is_file()  # refused: nothing changed
+    own_config = run.config.read_text(encoding="utf-8")
+    run.config.write_text(own_config.replace("schedule: constant", "schedule: linear_budget"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="linear_budget"):  # that schedule needs a budget
+        resume(run.root, max_minutes=math.inf)
+    assert run.summary.is_file() and "max_minutes: 2" in run.config.read_text(encoding="utf-8")
+    run.config.write_text(own_config, encoding="utf-8")
     _, summary = resume(run.root, max_minutes=math.inf)  # 'attnlab train --resume RUN --set train.max_minutes=null'
     assert load_config(run.config).train.max_minutes is None
     assert summary["epochs"] == 3 and not summary["stopped_by_budget"]

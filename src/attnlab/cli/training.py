@@ -54,7 +54,7 @@ def _resume_caps(overrides: list[str]) -> dict[str, float | None]:
         key, _, value = override.partition("=")
         key, value = key.strip(), value.strip()
         if key == "train.epochs":
-            caps["epochs"] = _whole_at_least_one(value)
+            caps["epochs"] = _epoch_count(value)
         elif key == "train.max_minutes":
             caps["max_minutes"] = _minutes(value)
         else:
@@ -64,7 +64,7 @@ def _resume_caps(overrides: list[str]) -> dict[str, float | None]:
     return caps
 
 
-def _whole_at_least_one(value: str) -> int:
+def _epoch_count(value: str) -> int:
     try:
         epochs = int(value)
     except ValueError:

@@ -314,6 +314,8 @@ def _raise_caps(run: RunDir, epochs: int | None, max_minutes: float | None) -> N
         raise RunError(f"train.max_minutes {new_budget:g}: the run has {own}; a resumed run can only train longer")
     if new_epochs == t.epochs and new_budget == t.max_minutes:
         return
+    raised_cfg = replace(cfg, train=replace(t, epochs=new_epochs, max_minutes=new_budget))
+    validate(raised_cfg, str(run.config))  # e.g. the schedule linear_budget needs a budget
     if run.summary.is_file():
         summary = read_json(run.summary, "run summary")
         ended = _what_ended(summary, cfg)
@@ -324,8 +326,6 @@ def _raise_caps(run: RunDir, epochs: int | None, max_minutes: float | None) -> N
                       }.get(ended, "more epochs or time would change nothing")
             raise RunError(f"{run.root} ended after {trained} of its {t.epochs} epochs ({ended}): {advice}")
         run.summary.unlink()  # unfinished again: interrupted from here on, it resumes with the new caps
-    raised_cfg = replace(cfg, train=replace(t, epochs=new_epochs, max_minutes=new_budget))
-    validate(raised_cfg, str(run.config))  # e.g. the schedule linear_budget needs a budget
     atomic_write_text(run.config, config_yaml(raised_cfg))
 
 
