@@ -46,10 +46,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resume_caps(overrides: list[str]) -> dict[str, float | None]:
+def _resume_caps(overrides: list[str]) -> dict[str, float]:
     """The two keys ``--resume`` takes: ``--set train.epochs=N`` and ``--set train.max_minutes=M`` (or null),
     to train a run that ended at its epoch cap or time budget on."""
-    caps: dict[str, float | None] = {}
+    caps: dict[str, float] = {}
     for override in overrides:
         key, _, value = override.partition("=")
         key, value = key.strip(), value.strip()

@@ -319,12 +319,11 @@ def _raise_caps(run: RunDir, epochs: int | None, max_minutes: float | None) -> N
     if run.summary.is_file():
         summary = read_json(run.summary, "run summary")
         ended = _what_ended(summary, cfg)
-        raised = {"epoch cap": new_epochs > t.epochs, "time budget": new_budget != t.max_minutes}
-        if ended is not None and not raised.get(ended, False):
-            trained = summary.get("epochs")
-            advice = {"epoch cap": "raise train.epochs", "time budget": "raise train.max_minutes (or set it to null)",
-                      }.get(ended, "more epochs or time would change nothing")
-            raise RunError(f"{run.root} ended after {trained} of its {t.epochs} epochs ({ended}): {advice}")
+        moved = {"epoch cap": new_epochs > t.epochs, "time budget": new_budget != t.max_minutes}
+        if ended is not None and not moved.get(ended):
+            advice = {"epoch cap": "raise train.epochs", "time budget": "raise train.max_minutes (or set it to null)"}
+            raise RunError(f"{run.root} ended after {summary.get('epochs')} of its {t.epochs} epochs ({ended}): "
+                           f"{advice.get(ended, 'more epochs or time would change nothing')}")
         run.summary.unlink()  # unfinished again: interrupted from here on, it resumes with the new caps
     atomic_write_text(run.config, config_yaml(raised_cfg))
 
