@@ -13,5 +13,5 @@ for _name in ("MKL_DYNAMIC", "OMP_DYNAMIC"):
 # shape (1,024 by default), and batches under a token budget bring new shapes at every step: bf16-mixed
 # training of the Multi30k Transformer peaked at 3.1 GB over 128 steps (1.7 GB in fp32). Sixteen keep
 # the shapes of one step (its layers repeat them) at the same speed and 2.2 GB; 0 gives 1.9 GB, 9%
-# slower (README, Speed: benchmarks/train_memory.py --bf16 --onednn-cache). MKL runs fp32: unaffected.
+# slower (docs/speed.md: benchmarks/train_memory.py --bf16 --onednn-cache). MKL runs fp32: unaffected.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")

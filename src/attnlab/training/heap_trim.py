@@ -2,12 +2,12 @@
 
 Token-budget batches have new shapes at every step, so the tensors of one step rarely fit the holes
 the previous step's tensors left in glibc's heap: the heap keeps the holes (several hundred MB on the
-Multi30k Transformer, README "Memory") and they stay resident. glibc's ``malloc_trim(0)`` returns
+Multi30k Transformer, docs/speed.md, "Memory") and they stay resident. glibc's ``malloc_trim(0)`` returns
 the pages of every free block to the system (``madvise``) without moving anything; what is touched
 again is faulted in and zeroed by the kernel. Trimming after the forward pass (the forward's
 temporaries are gone, what backward needs is kept) and after the optimiser step of every N-th step,
 and after each validation, bounds the resident set by what one pass touches, for the cost of those
-page faults (README "Memory": 14% of the speed on the Multi30k Transformer at every step). Other C
+page faults (docs/speed.md, "Memory": 14% of the speed on the Multi30k Transformer at every step). Other C
 libraries (musl, macOS) have no ``malloc_trim``; there this does nothing.
 """
 
