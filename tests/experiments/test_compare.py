@@ -16,6 +16,7 @@ from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences
 from attnlab.evaluation.scores import reference_streams
 from attnlab.experiments.compare import compare_runs, group_name, shared_embedding_note
+from attnlab.experiments.run_results import read_run_files, with_scores
 from attnlab.experiments.tables import equal_time_table, scores_table
 from attnlab.training.run import train
 
@@ -36,7 +37,16 @@ def runs(tatoeba_tsv: Path, tmp_path_factory) -> list[Path]:
 
 
 def test_report_table_seeds_and_p_values(runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    paths = compare_runs(runs, tmp_path / "report")
+    messages: list[str] = []
+    paths = compare_runs(runs, tmp_path / "report", log=messages.append)
+    evaluations = [m for m in messages if m.startswith("evaluating ")]  # each announced, none stored before
+    assert evaluations == [f"evaluating {r} on {split} with its best checkpoint, beam 1 (not stored yet)"
+                           for r in runs for split in ("val", "test")]
+    assert sum(m.startswith("evaluated ") for m in messages) == 6
+    messages.clear()
+    for run in runs:  # stored now, and reused without a word
+        with_scores(read_run_files(run), messages.append)
+    assert messages == []
     report = json.loads(paths["json"].read_text())
     plain, dot = report["variants"]
     assert [group_name(r) for r in runs] == ["plain", "plain", "dot"] and report["baseline"] == "plain"

@@ -107,8 +107,8 @@ def _load_groups(run_dirs: Sequence[str | Path], names: Sequence[str], log: Call
     groups: Groups = {}
     files = [read_run_files(run_dir) for run_dir in run_dirs]  # a damaged one stops the report before any evaluation
     for run_dir, name, run_files in zip(run_dirs, names, files, strict=True):
-        log(f"reading {run_dir} (evaluating val and test if needed)")
-        groups.setdefault(str(name), []).append(with_scores(run_files))
+        log(f"reading {run_dir}")
+        groups.setdefault(str(name), []).append(with_scores(run_files, log))
     for name, runs in groups.items():
         first = flat_config(runs[0].config)
         for other in runs[1:]:
