@@ -105,7 +105,7 @@ def ensure_evaluated(run_dir: str | Path, split: str, log: Callable[[str], None]
     Stored evaluations are found by their key, which includes a hash of the checkpoint file, so a
     result of another checkpoint (``--checkpoint init``, an older best) or another input is never reused.
     An evaluation this starts (seconds to minutes for a Multi30k run with beam 5) is announced through ``log``,
-    with its decode settings, and so is its wall time when it ends.
+    with its checkpoint and beam, and so is its wall time when it ends.
     """
     run = open_run(run_dir)
     path, key = _stored(run, split)
