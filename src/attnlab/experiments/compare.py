@@ -181,8 +181,9 @@ def _results_section(rows: list[dict[str, Any]], groups: Groups, baseline: str,
              "sentence; '1-ref' columns score every (source, reference) pair on its own. p: paired bootstrap "
              f"resampling of the test sources against the baseline's translations ({n_samples} resamples), one "
              "p-value per seed pair (seed k against the baseline's seed k); * marks a difference where every seed "
-             f"pair gives p < {SIGNIFICANCE}. Parameters: encoder side / decoder side / total; s / epoch, tokens/s and "
-             "train time are training wall time; epochs: trained (best).")
+             f"pair gives p < {SIGNIFICANCE}. Parameters: encoder side / decoder side / total; s / epoch (whole "
+             "epochs: one a time budget cut short is left out), tokens/s and train time are training wall time; "
+             "epochs: trained (best).")
     if seeds > 1:
         notes += f" {seeds} seeds per variant: mean ± sample standard deviation."
     notes += shared_embedding_note([run.config for runs in groups.values() for run in runs])

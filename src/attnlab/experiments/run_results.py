@@ -51,8 +51,12 @@ class RunResults:
 
     @property
     def seconds_per_epoch(self) -> float | None:
+        """The mean time of the run's whole epochs: the last is left out where the time budget or an interruption
+        cut it short (None if no epoch was whole)."""
         times = [cell_number(row.get("perf/epoch_time_s")) for row in self.perf]
         times = [t for t in times if t is not None]
+        if self.summary.get("stopped_by_budget") or self.summary.get("interrupted"):
+            times = times[:-1]
         return sum(times) / len(times) if times else None
 
 
