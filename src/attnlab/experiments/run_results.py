@@ -51,11 +51,11 @@ class RunResults:
 
     @property
     def seconds_per_epoch(self) -> float | None:
-        """The mean time of the run's whole epochs: the last is left out where the time budget or an interruption
-        cut it short (None if no epoch was whole)."""
+        """The mean time of the run's whole epochs: the last is left out where the time budget cut it short (None
+        if no epoch was whole). An interruption writes no row for its epoch, so it needs nothing left out."""
         times = [cell_number(row.get("perf/epoch_time_s")) for row in self.perf]
         times = [t for t in times if t is not None]
-        if self.summary.get("stopped_by_budget") or self.summary.get("interrupted"):
+        if self.summary.get("stopped_by_budget"):
             times = times[:-1]
         return sum(times) / len(times) if times else None
 
