@@ -122,14 +122,16 @@ def test_seconds_per_epoch_leaves_out_an_epoch_the_budget_cut_short() -> None:
     from attnlab.experiments.run_results import RunResults
 
     perf = [{"epoch": str(i), "perf/epoch_time_s": str(t)} for i, t in enumerate((100.0, 104.0, 30.0))]
+    config = load_config(None, [])
 
     def seconds(**summary: bool) -> float | None:
-        return RunResults("r", None, None, summary, [], perf, {}, {}, []).seconds_per_epoch
+        return RunResults("r", None, config, summary, [], perf, {}, {}, []).seconds_per_epoch
 
     assert seconds(stopped_by_budget=False) == pytest.approx(78.0)  # every epoch whole: all three count
     assert seconds(stopped_by_budget=True) == pytest.approx(102.0)
     assert seconds(interrupted=True) == pytest.approx(78.0)  # an interrupted epoch writes no row
-    assert RunResults("r", None, None, {"stopped_by_budget": True}, [], perf[:1], {}, {}, []).seconds_per_epoch is None
+    cut_first = RunResults("r", None, config, {"stopped_by_budget": True}, [], perf[:1], {}, {}, [])
+    assert cut_first.seconds_per_epoch is None
 
 
 def test_seeds_of_a_variant_may_differ_in_a_cap_only_where_it_changed_nothing() -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from attnlab.config import Config, config_to_dict, load_config
 from attnlab.evaluation.evaluate import evaluate_run, evaluation_key, key_digest
 from attnlab.rundir import RunDir, RunError, cell_number, open_run, read_json, read_rows
+from attnlab.training.run import what_ended
 
 __all__ = ["RunFiles", "RunResults", "read_run_files", "with_scores", "ends_the_same",
            "ensure_evaluated", "flat_config", "timed_metrics"]
@@ -55,7 +56,7 @@ class RunResults:
         if no epoch was whole). An interruption writes no row for its epoch, so it needs nothing left out."""
         times = [cell_number(row.get("perf/epoch_time_s")) for row in self.perf]
         times = [t for t in times if t is not None]
-        if self.summary.get("stopped_by_budget"):
+        if what_ended(self.summary, self.config) == "time budget":
             times = times[:-1]
         return sum(times) / len(times) if times else None
 

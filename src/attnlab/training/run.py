@@ -318,7 +318,7 @@ def _raise_caps(run: RunDir, epochs: int | None, max_minutes: float | None) -> N
     validate(raised_cfg, str(run.config))  # e.g. the schedule linear_budget needs a budget
     if run.summary.is_file():
         summary = read_json(run.summary, "run summary")
-        ended = _what_ended(summary, cfg)
+        ended = what_ended(summary, cfg)
         moved = {"epoch cap": new_epochs > t.epochs, "time budget": new_budget != t.max_minutes}
         if ended is not None and not moved.get(ended):
             advice = {"epoch cap": "raise train.epochs", "time budget": "raise train.max_minutes (or set it to null)"}
@@ -328,7 +328,7 @@ def _raise_caps(run: RunDir, epochs: int | None, max_minutes: float | None) -> N
     atomic_write_text(run.config, config_yaml(raised_cfg))
 
 
-def _what_ended(summary: dict, cfg: Config) -> str | None:
+def what_ended(summary: dict, cfg: Config) -> str | None:
     """What stopped a finished run: its epoch cap, its time budget, its step cap or early stopping (None: it
     was interrupted, and resumes as it is)."""
     t = cfg.train
