@@ -15,12 +15,22 @@ __all__ = ["LINEAR_SCHEDULES", "build_optimizer", "lr_factor"]
 LINEAR_SCHEDULES = ("linear", "linear_budget")  # the schedules that need the run's total step count
 
 
-def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig, fused: bool = True) -> torch.optim.Optimizer:
+    """``train.optimizer`` over ``params``; with ``fused``, torch's fused kernel steps every tensor at once.
+
+    The fused step computes what the for-loop step does (to float rounding) in one pass over the weights: on
+    the 9.6M Multi30k Transformer it takes 5.8 ms instead of 23.5 ms on two Zen 2 threads, 4% of a
+    1,024-token step (docs/speed.md). It needs floating parameters on a CPU or CUDA device; elsewhere, or with
+    ``fused=False``, the for-loop step runs.
+    """
+    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
+        kwargs["fused"] = True
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, **kwargs)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, **kwargs)
+    return torch.optim.SGD(params, momentum=0.9, **kwargs)
 
 
 def lr_factor(schedule: str, step: int, warmup: int, model_size: int, total_steps: int | None = None,

@@ -127,7 +127,10 @@ class TranslationSystem(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         cfg = self.train_cfg
-        optimizer = build_optimizer(list(self.model.parameters()), cfg)
+        # Lightning's mixed-precision plugin refuses to clip the gradients of an optimiser that can unscale them
+        # itself, as fused ones can: there the for-loop step runs
+        fused = not (self.trainer.precision.endswith("-mixed") and (cfg.clip or 0) > 0)
+        optimizer = build_optimizer(list(self.model.parameters()), cfg, fused=fused)
         if cfg.schedule == "plateau":
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode=monitor_mode(cfg.monitor), factor=0.5, patience=1)
