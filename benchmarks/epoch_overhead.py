@@ -58,11 +58,13 @@ def val_loss(model, batches) -> float:
     return total
 
 
-def greedy(model, batches, max_len_ratio: float, max_len: int) -> dict[int, list[int]]:
+def greedy(model, batches, max_len_ratio: float, max_len: int, scored: int) -> dict[int, list[int]]:
+    """Translate the rows of the first ``scored`` pairs, batch by batch, as ``validation_step`` does."""
     out = {}
     for batch in batches:
-        hypotheses = greedy_decode(model, batch.src, batch.src_lengths, max_len_ratio, max_len)
-        out.update({i: h.tokens for i, h in zip(batch.indices.tolist(), hypotheses, strict=True)})
+        rows = batch.indices < scored
+        hypotheses = greedy_decode(model, batch.src[rows], batch.src_lengths[rows], max_len_ratio, max_len)
+        out.update({i: h.tokens for i, h in zip(batch.indices[rows].tolist(), hypotheses, strict=True)})
     return out
 
 
@@ -81,23 +83,22 @@ def main() -> None:
         cfg = replace(cfg, data=replace(cfg.data, data_dir=args.data_dir))
     data = cached_prepare(cfg.data, args.data_cache)
     pairs = data.encoded["val"]
-    scored = range(min(len(pairs), cfg.train.val_bleu_sentences or len(pairs)))
+    scored = min(len(pairs), cfg.train.val_bleu_sentences or len(pairs))  # the first ones, as in training
     val_batches = [collate(pairs, rows) for rows in make_batches(pairs, cfg.train.batch_tokens,
                                                                  cfg.train.batch_size, shuffle=False)]
-    scored_pairs = [pairs[i] for i in scored]
-    sized = {n: [collate(pairs, rows) for rows in make_batches(scored_pairs, batch_size=n, shuffle=False)]
-             for n in args.sizes}  # the scored pairs are the first ones: their positions are the val split's
+    first = [pairs[i] for i in range(scored)]  # positions among the first pairs are positions in the split
+    sized = {n: [collate(pairs, rows) for rows in make_batches(first, batch_size=n, shuffle=False)] for n in args.sizes}
     ratio, longest = cfg.decode.max_len_ratio, cfg.decode.max_len
     weights = model.state_dict()
     state = {"state_dict": weights, "current_model_state": {k: v.clone() for k, v in weights.items()},
              "optimizer": [torch.zeros_like(p) for p in model.parameters() for _ in "mv"]}  # AdamW's two moments
-    snapshots = AttentionSnapshots(Path(tempfile.mkdtemp()), pairs, data.src_vocab, data.tgt_vocab,
-                                   max(cfg.train.attention_snapshots, 1))
     with tempfile.TemporaryDirectory() as folder:
+        snapshots = AttentionSnapshots(Path(folder) / "attention", pairs, data.src_vocab, data.tgt_vocab,
+                                       max(cfg.train.attention_snapshots, 1))
         jobs = {"val loss": lambda: val_loss(model, val_batches),
                 f"greedy, val batches ({cfg.train.batch_tokens} tokens, {len(val_batches)})":
-                    lambda: greedy(model, val_batches, ratio, longest),
-                **{f"greedy, {n} sentences ({len(b)})": (lambda b=b: greedy(model, b, ratio, longest))
+                    lambda: greedy(model, val_batches, ratio, longest, scored),
+                **{f"greedy, {n} sentences ({len(b)})": (lambda b=b: greedy(model, b, ratio, longest, scored))
                    for n, b in sized.items()},
                 "attention snapshots": lambda: snapshots.write(model, "bench"),
                 "checkpoint (last + copy to best)": lambda: checkpoint(state, Path(folder))}
@@ -116,7 +117,7 @@ def main() -> None:
     epoch = statistics.median(e for e, _ in whole)
     outside = statistics.median(e - s for e, s in whole)
     print(f"run {args.run}: median epoch {epoch:.1f} s, of which {outside:.1f} s outside the training steps "
-          f"({len(whole)} whole epochs in perf.csv); {len(scored)} scored val sentences; "
+          f"({len(whole)} whole epochs in perf.csv); {scored} scored val sentences; "
           f"{args.threads} threads, {args.rounds} rounds; checkpoint {size / 2**20:.0f} MB")
     reference = next(v for k, v in outputs.items() if k.startswith("greedy, val"))
     for name, values in times.items():
