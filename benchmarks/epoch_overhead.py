@@ -22,7 +22,7 @@ rounding: a different batch is a different matrix product)::
 from __future__ import annotations
 
 import argparse
-import csv
+import shutil
 import statistics
 import tempfile
 import time
@@ -36,6 +36,7 @@ from attnlab.data.batching import collate, make_batches
 from attnlab.data.cache import cached_prepare
 from attnlab.decoding.greedy import greedy_decode
 from attnlab.decoding.translator import Translator
+from attnlab.rundir import read_rows
 from attnlab.training.attention_snapshots import AttentionSnapshots
 from attnlab.training.generator_loss import chunked_generator_loss
 
@@ -69,9 +70,10 @@ def greedy(model, batches, max_len_ratio: float, max_len: int, scored: int) -> d
 
 
 def checkpoint(state: dict, folder: Path) -> None:
+    """What ``RunCheckpoints`` writes after an improving validation: ``last.ckpt``, then its copy as ``best.ckpt``."""
     atomic_torch_save(state, folder / "last.ckpt")
     with open(folder / "last.ckpt", "rb") as source:
-        atomic_write(folder / "best.ckpt", lambda target: target.write(source.read()))
+        atomic_write(folder / "best.ckpt", lambda target: shutil.copyfileobj(source, target))
 
 
 def main() -> None:
@@ -111,9 +113,9 @@ def main() -> None:
                     outputs[name] = job()
                     times[name].append(time.perf_counter() - start)
         size = (Path(folder) / "last.ckpt").stat().st_size
-    epochs = [float(r["perf/epoch_time_s"]) for r in csv.DictReader(open(Path(args.run) / "perf.csv"))]
-    steps = [float(r["perf/train_time_s"]) for r in csv.DictReader(open(Path(args.run) / "perf.csv"))]
-    whole = [(e, s) for e, s in zip(epochs, steps, strict=True) if s > 0.5 * max(steps)]  # not a budget-cut epoch
+    perf = [(float(r["perf/epoch_time_s"]), float(r["perf/train_time_s"]))
+            for r in read_rows(Path(args.run) / "perf.csv", "perf file")]
+    whole = [(e, s) for e, s in perf if s > 0.5 * max(s for _, s in perf)]  # not an epoch the budget cut short
     epoch = statistics.median(e for e, _ in whole)
     outside = statistics.median(e - s for e, s in whole)
     print(f"run {args.run}: median epoch {epoch:.1f} s, of which {outside:.1f} s outside the training steps "
