@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sacrebleu.metrics import BLEU, CHRF
@@ -15,7 +16,7 @@ from attnlab.config import load_config
 from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences
 from attnlab.evaluation.scores import reference_streams
-from attnlab.experiments.compare import compare_runs, group_name, shared_embedding_note
+from attnlab.experiments.compare import _partners, compare_runs, group_name, shared_embedding_note
 from attnlab.experiments.run_results import read_run_files, with_scores
 from attnlab.experiments.tables import equal_time_table, scores_table
 from attnlab.training.run import train
@@ -84,6 +85,24 @@ def test_report_table_seeds_and_p_values(runs: list[Path], tmp_path: Path, monke
         assert translations.count(f"| {name} |") == 5
 
 
+def test_seeds_pair_by_seed_not_by_order(runs: list[Path], tmp_path: Path) -> None:
+    in_order = json.loads(compare_runs(runs, tmp_path / "a")["json"].read_text())["variants"][1]
+    reversed_baseline = [runs[1], runs[0], runs[2]]  # plain's seed 43 first: dot (seed 42) still meets seed 42
+    shuffled = json.loads(compare_runs(reversed_baseline, tmp_path / "b")["json"].read_text())["variants"][1]
+    assert shuffled["variant"] == "dot" and shuffled["p_bleu"] == in_order["p_bleu"]
+    assert shuffled["p_chrf"] == in_order["p_chrf"]
+
+
+def test_partners_by_seed_then_by_position() -> None:
+    def run(seed: int) -> SimpleNamespace:
+        return SimpleNamespace(config=SimpleNamespace(train=SimpleNamespace(seed=seed)))
+    base = [run(42), run(7)]
+    variant = [run(42), run(2), run(7)]
+    assert _partners(variant, base) == [base[0], None, base[1]]
+    assert _partners([run(1)], [run(42)]) == [run(42)]  # two single runs of different seeds: still a pair
+    assert _partners([run(1), run(2), run(3)], base) == base  # no seed shared: the k-th of each, as far as both go
+
+
 def test_html_is_self_contained(runs: list[Path], tmp_path: Path) -> None:
     page = compare_runs(runs, tmp_path / "report", baseline="dot")["html"].read_text()
     assert not re.search(r"https?://", page) and "<script" not in page and "<link" not in page
@@ -98,7 +117,8 @@ def test_cli(runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "report.html" in capsys.readouterr().out
     variants = json.loads((out / "report.json").read_text())["variants"]
     assert [(v["variant"], len(v["runs"]), v["baseline"]) for v in variants] == [("a", 2, False), ("b", 1, True)]
-    assert len(variants[0]["p_bleu"]) == 1  # one seed pair: a-seed42 against b
+    p_bleu = variants[0]["p_bleu"]  # a-seed42 against b (seed 42); b has no seed 43 to pair with
+    assert len(p_bleu) == 2 and p_bleu[0] is not None and p_bleu[1] is None
     assert main(["compare", str(runs[0]), "--out", str(out), "--baseline", "c"]) == 2
     assert "baseline 'c' is not one of the compared variants ['plain']" in capsys.readouterr().err
     assert main(["compare", str(runs[0]), str(runs[2]), "--out", str(out), "--names", "x,x"]) == 2

@@ -155,13 +155,23 @@ def _grouped(run: RunResults, texts: Texts) -> GroupedReferences:
                                         by_source=run.config.data.corpus != "multi30k")
 
 
+def _partners(runs: list[RunResults], baseline: list[RunResults]) -> list[RunResults | None]:
+    """Each run's baseline run for a paired test: the one with the same ``train.seed`` (None if the baseline
+    has no such seed); where the two share no seed at all, the k-th run of each (two single runs)."""
+    by_seed = {base.config.train.seed: base for base in baseline}
+    if any(run.config.train.seed in by_seed for run in runs):
+        return [by_seed.get(run.config.train.seed) for run in runs]
+    return [base for _, base in zip(runs, baseline, strict=False)]
+
+
 def _significance(runs: list[RunResults], baseline: list[RunResults], texts: Texts,
                   n_samples: int) -> list[dict[str, PairedResult] | None]:
-    """Seed k of a variant against seed k of the baseline, resampling source sentences with all their
-    references (the headline, multi-reference scores); None where their test sets differ."""
+    """Each run of a variant against the baseline's run with the same seed (:func:`_partners`), resampling
+    source sentences with all their references (the headline, multi-reference scores); None where there is
+    no such run or their test sets differ."""
     results: list[dict[str, PairedResult] | None] = []
-    for run, base in zip(runs, baseline, strict=False):
-        if texts[run.root] != texts[base.root]:
+    for run, base in zip(runs, _partners(runs, baseline), strict=True):
+        if base is None or texts[run.root] != texts[base.root]:
             results.append(None)
             continue
         grouped = _grouped(run, texts)
@@ -180,8 +190,9 @@ def _results_section(rows: list[dict[str, Any]], groups: Groups, baseline: str,
              f"(best checkpoint, beam {first.decode.beam} for the baseline), against every reference of each source "
              "sentence; '1-ref' columns score every (source, reference) pair on its own. p: paired bootstrap "
              f"resampling of the test sources against the baseline's translations ({n_samples} resamples), one "
-             "p-value per seed pair (seed k against the baseline's seed k); * marks a difference where every seed "
-             f"pair gives p < {SIGNIFICANCE}. Parameters: encoder side / decoder side / total; s / epoch (whole "
+             "p-value per seed pair (each seed against the baseline's run with the same seed, in order where they "
+             "share none; n/a: the baseline has no run with that seed); * marks a difference where every seed pair "
+             f"gives p < {SIGNIFICANCE}. Parameters: encoder side / decoder side / total; s / epoch (whole "
              "epochs: one a time budget cut short is left out), tokens/s and train time are training wall time; "
              "epochs: trained (best).")
     if seeds > 1:

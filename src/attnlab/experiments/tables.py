@@ -3,8 +3,8 @@
 Numbers are kept per run (one entry per seed) in the row dictionaries, which ``report.json`` holds;
 cells show one value, or mean ± sample standard deviation over seeds.
 
-Significance with seeds: seed k of a variant is compared with seed k of the baseline by a paired
-bootstrap over test sources (all references of each source), one p-value per seed pair. A
+Significance with seeds: each seed of a variant is compared with the baseline's run of the same seed
+by a paired bootstrap over test sources (all references of each source), one p-value per seed pair. A
 difference is marked significant (*) only when every seed pair gives p < 0.05, so one lucky seed
 does not make a result; the spread of the scores over seeds is in the ± column beside it.
 """
