@@ -16,7 +16,7 @@ from attnlab.config import load_config
 from attnlab.evaluation.evaluate import split_texts
 from attnlab.evaluation.references import GroupedReferences
 from attnlab.evaluation.scores import reference_streams
-from attnlab.experiments.compare import _partners, compare_runs, group_name, shared_embedding_note
+from attnlab.experiments.compare import _partners, _significance, compare_runs, group_name, shared_embedding_note
 from attnlab.experiments.run_results import read_run_files, with_scores
 from attnlab.experiments.tables import equal_time_table, scores_table
 from attnlab.training.run import train
@@ -101,6 +101,14 @@ def test_partners_by_seed_then_by_position() -> None:
     assert _partners(variant, base) == [base[0], None, base[1]]
     assert _partners([run(1)], [run(42)]) == [run(42)]  # two single runs of different seeds: still a pair
     assert _partners([run(1), run(2), run(3)], base) == base  # no seed shared: the k-th of each, as far as both go
+
+
+def test_more_seeds_than_the_baseline_and_none_shared_pair_as_far_as_both_go() -> None:
+    def run(seed: int, root: str) -> SimpleNamespace:
+        return SimpleNamespace(config=SimpleNamespace(train=SimpleNamespace(seed=seed)), root=root)
+    runs, base = [run(1, "v1"), run(2, "v2"), run(3, "v3")], [run(42, "b1"), run(7, "b2")]
+    texts = {root: (["a source"], [root]) for root in ("v1", "v2", "v3", "b1", "b2")}  # test sets differ: no p
+    assert _significance(runs, base, texts, n_samples=10) == [None, None]
 
 
 def test_html_is_self_contained(runs: list[Path], tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ Numbers are kept per run (one entry per seed) in the row dictionaries, which ``r
 cells show one value, or mean ± sample standard deviation over seeds.
 
 Significance with seeds: each seed of a variant is compared with the baseline's run of the same seed
-by a paired bootstrap over test sources (all references of each source), one p-value per seed pair. A
-difference is marked significant (*) only when every seed pair gives p < 0.05, so one lucky seed
-does not make a result; the spread of the scores over seeds is in the ± column beside it.
+(in order where they share none) by a paired bootstrap over test sources (all references of each
+source), one p-value per seed pair. A difference is marked significant (*) only when every seed pair
+gives p < 0.05, so one lucky seed does not make a result; the spread of the scores over seeds is in
+the ± column beside it.
 """
 
 from __future__ import annotations
